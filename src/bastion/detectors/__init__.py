@@ -1,0 +1,1 @@
+"""Runtime detectors on text (prompt injection, PII, secrets, hidden text, canaries …)."""
