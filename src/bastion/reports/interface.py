@@ -1,22 +1,14 @@
-"""The report-format plugin family: a renderer turns a :class:`ScanReport` into text."""
+"""The report-format plugin family: a renderer ``(report, *, fail_on) -> str`` turns a :class:`ScanReport` into text."""
 
 from __future__ import annotations
-
-from typing import Protocol
 
 from bastion.domain.findings import Severity
 from bastion.domain.reports import ScanReport
 from bastion.registry import Registry
 
-
-class Renderer(Protocol):
-    """Turns a scan report into a document (JSON, SARIF, JUnit …)."""
-
-    def __call__(self, report: ScanReport, *, fail_on: Severity = Severity.LOW) -> str: ...
-
-
-#: Renderers by format name; ``bastion scan … --format NAME`` picks one.
-formats: Registry[Renderer] = Registry("report_formats")
+#: Renderers by format name; ``bastion scan … --format NAME`` picks one. A renderer is the
+#: "factory" of the rendered text, hence ``Registry[str]``.
+formats: Registry[str] = Registry("report_formats")
 
 
 def render(report: ScanReport, fmt: str, *, fail_on: Severity = Severity.LOW) -> str:
