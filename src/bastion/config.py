@@ -12,9 +12,18 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bastion.errors import ConfigError
@@ -69,9 +78,9 @@ class OIDCSettings(Section):
     audience: str
     jwks_url: str | None = None
     jwks_file: Path | None = None
-    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]] = (
-        Field(default_factory=lambda: ["RS256"])  # type: ignore[arg-type]
-    )
+    algorithms: list[
+        Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+    ] = Field(default_factory=lambda: ["RS256"])  # type: ignore[arg-type]
     leeway_seconds: int = Field(default=30, ge=0, le=600)
     role_claim: str = "roles"
     team_claim: str = "team"
@@ -89,6 +98,168 @@ class AuthSettings(Section):
     last_used_resolution_s: int = Field(default=60, ge=1, description="how often last-use is written per key")
 
 
+# --- gateway (issue 3) -------------------------------------------------------------------------
+
+
+class UpstreamSettings(Section):
+    """One model provider: any OpenAI-compatible endpoint, or the built-in deterministic ``demo``."""
+
+    type: Literal["openai", "demo"] = "openai"
+    base_url: str | None = Field(
+        default=None,
+        description="e.g. https://api.openai.com/v1; its host must be in gateway.egress_allowlist",
+    )
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable that holds the provider key (preferred)"
+    )
+    api_key: SecretStr | None = Field(default=None, description="provider key inline (prefer api_key_env)")
+    auth_header: Literal["authorization", "api-key"] = Field(
+        default="authorization", description="'api-key' for Azure OpenAI, else 'Authorization: Bearer'"
+    )
+    query: dict[str, str] = Field(default_factory=dict, description="query parameters (Azure: api-version)")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="read timeout between bytes")
+    total_timeout_s: float = Field(default=300.0, gt=0, le=7200, description="whole non-streamed call")
+    max_retries: int = Field(default=1, ge=0, le=5, description="retries of connection failures only")
+    max_connections: int = Field(default=256, ge=1, le=10_000)
+    breaker_failures: int = Field(default=5, ge=1, le=1000, description="consecutive failures that open it")
+    breaker_reset_s: float = Field(default=30.0, gt=0, le=3600)
+    demo_delay_ms: float = Field(default=0.0, ge=0, le=60_000, description="demo only: delay per response")
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> UpstreamSettings:
+        if self.type == "openai" and not self.base_url:
+            raise ValueError("an upstream of type 'openai' needs base_url")
+        return self
+
+
+class ModelRoute(Section):
+    """A model name callers use, and where it goes."""
+
+    upstream: str = Field(description="a key of gateway.upstreams")
+    upstream_model: str | None = Field(default=None, description="name at the provider (default: same)")
+    kinds: list[Literal["chat", "completions", "embeddings"]] = Field(
+        default_factory=lambda: ["chat", "completions", "embeddings"]  # type: ignore[arg-type]
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="resource attributes for policies: team, environment, classification",
+    )
+
+
+class LimitSet(Section):
+    """Limits for one kind of subject (a key, a principal, a team); null means unlimited."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_day: int | None = Field(default=None, ge=1)
+    concurrent: int | None = Field(default=None, ge=1)
+
+
+class LimitsSettings(Section):
+    storage: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    on_unavailable: Literal["open", "closed"] = Field(
+        default="closed", description="when Redis is down: let calls through (open) or refuse them (closed)"
+    )
+    per_key: LimitSet = LimitSet(requests_per_minute=600, concurrent=32)
+    per_principal: LimitSet = LimitSet()
+    per_team: LimitSet = LimitSet()
+    queries_per_day: int | None = Field(
+        default=None, ge=1, description="per-principal query budget (model-extraction defence)"
+    )
+
+
+class GuardRule(Section):
+    """Which action a finding gets; the first rule whose set fields all match wins."""
+
+    action: Literal["allow", "flag", "redact", "block"]
+    detector: str | None = None
+    finding_type: str | None = Field(default=None, description="exact type or prefix ending in '.'")
+    direction: Literal["input", "output"] | None = None
+    route: str | None = None
+    model: str | None = None
+    team: str | None = None
+    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
+
+
+class GuardSettings(Section):
+    input: list[str] = Field(default_factory=list, description="detector names run on prompts")
+    output: list[str] = Field(default_factory=list, description="detector names run on model output")
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-detector options")
+    default_action: Literal["allow", "flag", "redact", "block"] = "block"
+    rules: list[GuardRule] = Field(default_factory=list)
+    stream_window_chars: int = Field(default=256, ge=16, le=65_536, description="look-behind on streams")
+    max_scan_chars: int = Field(default=1_000_000, ge=1024, description="longer texts are refused (413)")
+
+
+def _default_upstreams() -> dict[str, UpstreamSettings]:
+    return {"demo": UpstreamSettings(type="demo")}
+
+
+def _default_models() -> dict[str, ModelRoute]:
+    return {"bastion-demo": ModelRoute(upstream="demo")}
+
+
+class GatewaySettings(Section):
+    """The OpenAI-compatible gateway (docs/gateway.md)."""
+
+    upstreams: dict[str, UpstreamSettings] = Field(default_factory=_default_upstreams)
+    models: dict[str, ModelRoute] = Field(default_factory=_default_models)
+    egress_allowlist: list[str] = Field(
+        default_factory=list, description="hosts upstreams may name: 'api.openai.com', '*.openai.azure.com'"
+    )
+    limits: LimitsSettings = LimitsSettings()
+    guards: GuardSettings = GuardSettings()
+    durable_audit: bool = Field(
+        default=True, description="release a response only after its event is durable"
+    )
+    max_n: int = Field(default=1, ge=1, le=128, description="largest 'n' a caller may ask for")
+    max_tokens_cap: int = Field(default=4096, ge=1, description="max_tokens is capped to this")
+    trust_forwarded_for: bool = Field(default=False, description="take the client IP from X-Forwarded-For")
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, le=3600, description="graceful shutdown wait for streams"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewaySettings:
+        for name, route in self.models.items():
+            if route.upstream not in self.upstreams:
+                raise ValueError(f"models.{name}.upstream: unknown upstream {route.upstream!r}")
+        for name, up in self.upstreams.items():
+            if up.type == "openai" and up.base_url:
+                host = egress_host(up.base_url)
+                if not host_allowed(host, self.egress_allowlist):
+                    raise ValueError(
+                        f"upstreams.{name}.base_url: host {host!r} is not in gateway.egress_allowlist; "
+                        "add it there if this provider is intended"
+                    )
+        return self
+
+
+def egress_host(url: str) -> str:
+    """The lower-cased host of an http(s) ``url``; ``ValueError`` for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError("credentials in an upstream URL are refused; use api_key_env")
+    return parts.hostname.lower().rstrip(".")
+
+
+def host_allowed(host: str, allowlist: list[str]) -> bool:
+    """True when ``host`` equals an entry or matches a ``*.suffix`` entry of ``allowlist``."""
+    host = host.lower().rstrip(".")
+    for entry in allowlist:
+        entry = entry.lower().rstrip(".")
+        if entry.startswith("*."):
+            if host.endswith(entry[1:]) and host != entry[2:]:
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
 class Settings(BaseSettings):
     """Bastion's whole configuration."""
 
@@ -102,6 +273,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
+    gateway: GatewaySettings = GatewaySettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("data_dir")
@@ -190,7 +362,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping at top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping at top level, got {type(data).__name__}"
+        )
     return data
 
 
