@@ -372,7 +372,7 @@ def _format_validation_error(e: ValidationError, origin: str) -> ConfigError:
     lines = []
     for err in e.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling (`bastion config schema` lists every key)"
         lines.append(f"  {key}: {msg}")

@@ -14,6 +14,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bastion.cli.output import err
 from bastion.errors import BastionError, ConfigError, InputError
@@ -53,7 +54,9 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         str | None,
-        typer.Option("--config", "-c", envvar="BASTION_CONFIG", help="Config file (default: ./bastion.yaml)."),
+        typer.Option(
+            "--config", "-c", envvar="BASTION_CONFIG", help="Config file (default: ./bastion.yaml)."
+        ),
     ] = None,
 ) -> None:
     ctx.obj = {"config": config}
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except BastionError as e:
-        err.print(f"[bold red]error[/] [{e.code}]: {e.diagnostics()}", highlight=False)
+        err.print(f"[bold red]error[/] \\[{e.code}]: {escape(e.diagnostics())}", highlight=False)
         return EXIT_USAGE if isinstance(e, ConfigError | InputError) else EXIT_ERROR
     except typer.Exit as e:
         return int(e.exit_code)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 #: Data goes to stdout; progress, warnings and errors go to stderr so that pipes stay clean.
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class OutputFormat(StrEnum):
@@ -39,7 +39,9 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat, *, title: str = "") -> None:
+def print_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat, *, title: str = ""
+) -> None:
     """Print ``rows`` as a Rich table or as a JSON list."""
     if fmt is OutputFormat.JSON:
         print_json([dict(r) for r in rows])
