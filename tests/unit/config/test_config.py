@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.config import Environment, load_settings, settings_schema
+from bastion.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "bastion.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_use_embedded_sqlite_under_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.environment is Environment.DEVELOPMENT
+    assert s.database_url == "sqlite:///.bastion/bastion.db"
+
+
+def test_unknown_key_is_named_with_a_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_write(tmp_path, "database:\n  urll: sqlite:///x.db\n"))
+    text = exc.value.diagnostics()
+    assert "database.urll" in text
+    assert "unknown key" in text
+
+
+def test_wrong_type_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_write(tmp_path, "server:\n  port: not-a-port\n"))
+    assert "server.port" in exc.value.diagnostics()
+
+
+@pytest.mark.parametrize("text", ["{{{", "- a\n- b\n", "key: [unclosed"])
+def test_malformed_yaml_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_write(tmp_path, text))
+    assert "bastion.yaml" in exc.value.message
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "server:\n  port: 9000\n")
+    monkeypatch.setenv("BASTION_SERVER__PORT", "9100")
+    assert load_settings(path).server.port == 9100
+
+
+def test_insecure_settings_refused_outside_development(tmp_path: Path) -> None:
+    path = _write(tmp_path, "environment: production\nserver:\n  host: 0.0.0.0\n  cors_origins: ['*']\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    text = exc.value.diagnostics()
+    assert "server.host" in text
+    assert "server.cors_origins" in text
+
+
+def test_insecure_settings_allowed_in_development(tmp_path: Path) -> None:
+    s = load_settings(_write(tmp_path, "server:\n  host: 0.0.0.0\n"))
+    assert s.server.host == "0.0.0.0"
+
+
+def test_schema_lists_sections() -> None:
+    schema = settings_schema()
+    assert {"environment", "database", "ledger", "server", "auth"} <= set(schema["properties"])
