@@ -1,0 +1,315 @@
+"""Input and output guards: run the configured detectors and decide allow | flag | redact | block.
+
+The gateway asks :class:`GuardService` about every text of a call (prompts, tool results, model
+output). Each finding gets an action from the first matching :class:`~bastion.config.GuardRule`
+(by detector, finding type, direction, route, model, team, severity), else ``default_action``.
+A detector that raises yields an error in the verdict, which blocks: fail closed. A guard that did
+not run is never reported as passed (``Verdict.errors`` names it).
+
+Streams are scanned incrementally by :class:`StreamGuard` with a bounded look-behind window, so a
+term split over two chunks is still found, and the work per chunk stays proportional to
+``window + chunk``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import bastion.detectors.denylist  # noqa: F401  (registers the built-in deny-list detector)
+from bastion.config import GuardRule, GuardSettings
+from bastion.detectors.interface import Detector, Direction, ScanContext, detectors
+from bastion.domain.findings import Action, Finding, Severity, Span, Verdict
+from bastion.errors import ConfigError
+from bastion.registry import Registry
+
+REDACTION = "[REDACTED]"
+_INPUT_CONTEXT = ScanContext(direction=Direction.INPUT)
+_OUTPUT_CONTEXT = ScanContext(direction=Direction.OUTPUT)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardTarget:
+    """Where a text is going: the facts rules may match on."""
+
+    route: str
+    model: str
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActedFinding:
+    """A finding, the text it was found in (index) and the action it was given."""
+
+    finding: Finding
+    action: Action
+    text_index: int = 0
+
+    def to_audit(self) -> dict[str, object]:
+        """Types, spans and actions only: never content."""
+        return {
+            "detector": self.finding.detector,
+            "type": self.finding.type,
+            "severity": self.finding.severity.value,
+            "action": self.action.value,
+            "text": self.text_index,
+            "spans": [[s.start, s.end] for s in self.finding.spans],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GuardResult:
+    """The verdict over a set of texts, and the texts after redaction (``None`` when unchanged)."""
+
+    verdict: Verdict
+    acted: tuple[ActedFinding, ...] = ()
+    redacted: tuple[str, ...] | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict.action is Action.BLOCK
+
+
+PASSED = GuardResult(Verdict(Action.ALLOW))
+
+
+def redact(text: str, spans: Sequence[Span], *, start_at: int = 0) -> str:
+    """``text`` with every span (clipped to ``start_at``) replaced by ``[REDACTED]``; overlaps merged."""
+    merged: list[list[int]] = []
+    for s in sorted(spans, key=lambda s: s.start):
+        a, b = max(s.start, start_at), min(s.end, len(text))
+        if a >= b:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in reversed(merged):
+        text = text[:a] + REDACTION + text[b:]
+    return text
+
+
+class GuardPolicy:
+    """Decides the action for one finding from the configured rules."""
+
+    def __init__(self, rules: Sequence[GuardRule], default: Action) -> None:
+        self._rules = tuple(rules)
+        self._default = default
+
+    @property
+    def may_redact(self) -> bool:
+        """True when some finding could be given ``redact``."""
+        return self._default is Action.REDACT or any(r.action == "redact" for r in self._rules)
+
+    def action_for(self, finding: Finding, direction: Direction, target: GuardTarget) -> Action:
+        """The first matching rule's action, else the default."""
+        for rule in self._rules:
+            if _matches(rule, finding, direction, target):
+                return Action(rule.action)
+        return self._default
+
+
+def _matches(rule: GuardRule, f: Finding, direction: Direction, t: GuardTarget) -> bool:
+    if rule.detector is not None and rule.detector != f.detector:
+        return False
+    if rule.finding_type is not None:
+        ft = rule.finding_type
+        if not (f.type == ft or (ft.endswith(".") and f.type.startswith(ft))):
+            return False
+    if rule.direction is not None and rule.direction != direction.value:
+        return False
+    if rule.route is not None and rule.route != t.route:
+        return False
+    if rule.model is not None and rule.model != t.model:
+        return False
+    if rule.team is not None and rule.team != t.team:
+        return False
+    return rule.min_severity is None or f.severity.at_least(Severity(rule.min_severity))
+
+
+class GuardService:
+    """Runs the detectors named in ``gateway.guards`` and applies the action rules."""
+
+    def __init__(self, settings: GuardSettings, registry: Registry[Detector] = detectors) -> None:
+        self.settings = settings
+        self.policy = GuardPolicy(settings.rules, Action(settings.default_action))
+        built: dict[str, Detector] = {}
+        for name in {*settings.input, *settings.output}:
+            options = settings.options.get(name, {})
+            try:
+                built[name] = registry.create(name, **options)
+            except TypeError as e:
+                raise ConfigError(f"gateway.guards.options.{name}: {e}") from e
+        unknown = set(settings.options) - set(built)
+        if unknown:
+            raise ConfigError(
+                f"gateway.guards.options names detectors that are not enabled: {sorted(unknown)}",
+                hint="List them under gateway.guards.input or gateway.guards.output, or drop their options.",
+            )
+        self.input_detectors = tuple(built[n] for n in settings.input)
+        self.output_detectors = tuple(built[n] for n in settings.output)
+
+    @property
+    def has_input(self) -> bool:
+        return bool(self.input_detectors)
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.output_detectors)
+
+    def detectors_for(self, direction: Direction) -> tuple[Detector, ...]:
+        return self.input_detectors if direction is Direction.INPUT else self.output_detectors
+
+    def scan(self, texts: Sequence[str], direction: Direction, target: GuardTarget) -> GuardResult:
+        """Run every detector of ``direction`` on each text and combine the outcome."""
+        dets = self.detectors_for(direction)
+        if not dets:
+            return PASSED
+        acted: list[ActedFinding] = []
+        errors: list[str] = []
+        redacted = list(texts)
+        changed = False
+        for i, text in enumerate(texts):
+            findings = _run(dets, text, direction, errors)
+            spans: list[Span] = []
+            for f in findings:
+                action = self.policy.action_for(f, direction, target)
+                acted.append(ActedFinding(f, action, i))
+                if action is Action.REDACT:
+                    spans.extend(f.spans)
+            if spans:
+                redacted[i] = redact(text, spans)
+                changed = True
+        verdict = _verdict(acted, errors)
+        return GuardResult(verdict, tuple(acted), tuple(redacted) if changed else None)
+
+    def stream(self, target: GuardTarget) -> StreamGuard:
+        """An incremental output guard for one streamed response."""
+        window = self.settings.stream_window_chars
+        return StreamGuard(self, target, window=window, holdback=window if self.policy.may_redact else 0)
+
+
+def _run(dets: Sequence[Detector], text: str, direction: Direction, errors: list[str]) -> list[Finding]:
+    context = _INPUT_CONTEXT if direction is Direction.INPUT else _OUTPUT_CONTEXT
+    out: list[Finding] = []
+    for d in dets:
+        try:
+            out.extend(d.scan(text, context))
+        except Exception:  # noqa: BLE001  a failing detector must block, never crash the call
+            if d.name not in errors:
+                errors.append(d.name)
+    return out
+
+
+def _verdict(acted: Sequence[ActedFinding], errors: Sequence[str]) -> Verdict:
+    action = Action.strictest(a.action for a in acted)
+    reasons = [f"{a.finding.detector}:{a.finding.type}:{a.action.value}" for a in acted]
+    if errors:
+        action = Action.BLOCK
+        reasons.extend(f"{name}:error:block" for name in errors)
+    return Verdict(
+        action=action,
+        findings=tuple(a.finding for a in acted),
+        errors=tuple(errors),
+        reasons=tuple(dict.fromkeys(reasons)),
+    )
+
+
+@dataclass(slots=True)
+class _Channel:
+    seen: str = ""  # the tail of released text, at most `window` chars
+    pending: str = ""  # text not yet released (held back for redaction)
+    released: int = 0  # total chars released so far
+
+
+@dataclass(slots=True)
+class StreamStep:
+    """What to do after feeding a chunk: release ``text`` to the caller, or stop (``blocked``)."""
+
+    text: str
+    blocked: bool = False
+
+
+@dataclass
+class StreamGuard:
+    """Scans one streamed output incrementally, per channel (a choice's content, a tool call's arguments).
+
+    Each chunk is scanned together with the last ``window`` released characters, so a match that
+    spans chunks is found as soon as its last character arrives, before that chunk is released.
+    With ``holdback`` > 0 (when a rule may redact) the last ``holdback`` characters stay pending, so
+    a term can be redacted before any of it leaves. Matches longer than the window are not seen.
+    """
+
+    service: GuardService
+    target: GuardTarget
+    window: int
+    holdback: int = 0
+    _channels: dict[str, _Channel] = field(default_factory=dict)
+    _acted: list[ActedFinding] = field(default_factory=list)
+    _keys: set[tuple[str, str, int, int]] = field(default_factory=set)
+    _errors: list[str] = field(default_factory=list)
+    blocked: bool = False
+
+    def feed(self, channel: str, text: str) -> StreamStep:
+        """Scan ``text`` (the next chunk of ``channel``) and say what may be released."""
+        if self.blocked:
+            return StreamStep("", blocked=True)
+        ch = self._channels.get(channel)
+        if ch is None:
+            ch = self._channels[channel] = _Channel()
+        ch.pending += text
+        return self._step(ch, final=False)
+
+    def finish(self) -> dict[str, StreamStep]:
+        """Release whatever is still held back, per channel (call once the upstream stream ended)."""
+        return {name: self._step(ch, final=True) for name, ch in self._channels.items() if ch.pending}
+
+    def _step(self, ch: _Channel, *, final: bool) -> StreamStep:
+        scanned = ch.seen + ch.pending
+        base = ch.released - len(ch.seen)  # absolute offset of scanned[0]
+        errors_before = len(self._errors)
+        findings = _run(self.service.output_detectors, scanned, Direction.OUTPUT, self._errors)
+        spans: list[Span] = []
+        for f in findings:
+            if not f.spans or max(s.end for s in f.spans) <= len(ch.seen):
+                continue  # lies wholly in text already released (and already judged)
+            action = self.service.policy.action_for(f, Direction.OUTPUT, self.target)
+            key = (f.detector, f.type, base + f.spans[0].start, base + f.spans[0].end)
+            if key not in self._keys:
+                self._keys.add(key)
+                self._acted.append(ActedFinding(_shift(f, base), action))
+            if action is Action.BLOCK:
+                self.blocked = True
+            elif action is Action.REDACT:
+                spans.extend(f.spans)
+        if len(self._errors) > errors_before:
+            self.blocked = True
+        if self.blocked:
+            ch.pending = ""
+            return StreamStep("", blocked=True)
+        if spans:
+            scanned = redact(scanned, spans, start_at=len(ch.seen))
+        pending = scanned[len(ch.seen) :]
+        cut = len(pending) if final else max(0, len(pending) - self.holdback)
+        out, ch.pending = pending[:cut], pending[cut:]
+        ch.released += len(out)
+        ch.seen = (ch.seen + out)[-self.window :]
+        return StreamStep(out)
+
+    def result(self) -> GuardResult:
+        """The verdict over everything scanned so far."""
+        return GuardResult(_verdict(self._acted, self._errors), tuple(self._acted))
+
+
+def _shift(f: Finding, by: int) -> Finding:
+    spans = tuple(Span(s.start + by, s.end + by) for s in f.spans)
+    return Finding(
+        detector=f.detector,
+        type=f.type,
+        score=f.score,
+        severity=f.severity,
+        message=f.message,
+        spans=spans,
+        location=f.location,
+        metadata=f.metadata,
+    )

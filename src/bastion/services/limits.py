@@ -1,0 +1,294 @@
+"""Rate limits, concurrency limits and query budgets for gateway calls.
+
+Windows (requests/min, tokens/min, tokens/day, the per-principal daily query budget) use the
+``limits`` library with fixed windows: in process memory by default, in Redis when several gateway
+replicas must share one global limit. Concurrent requests are counted in memory or with Redis
+``INCR``/``DECR`` (keys expire, so a crashed replica cannot hold slots forever).
+
+Token limits are checked before a call (is the window already spent?) and charged after it, with the
+real token count: a call is never refused for tokens it has not used yet.
+
+When Redis cannot be reached the service either lets calls through (``on_unavailable: open``,
+the lease says ``degraded``) or refuses them with :class:`LimiterUnavailable` (``closed``, the
+default). The gateway records an audit event and a metric either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
+from redis.exceptions import RedisError
+
+from bastion.config import LimitSet, LimitsSettings
+from bastion.domain.identity import Authentication
+from bastion.errors import BastionError, LimitExceeded
+
+T = TypeVar("T")
+_REDIS_TIMEOUT_S = 0.5
+_CONCURRENCY_TTL_S = 600
+
+
+class LimiterUnavailable(BastionError):
+    """The shared limit store (Redis) cannot be reached and the configuration says fail closed."""
+
+    code = "limiter_unavailable"
+    hint = "Check that Redis answers at gateway.limits.redis_url, or set on_unavailable: open."
+
+
+class BudgetExceeded(LimitExceeded):
+    """A principal's query budget is spent. ``first`` is set on the call that crossed it."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, first: bool) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.first = first
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whom a call is charged to: its key, its principal and the principal's team."""
+
+    key_id: str | None
+    principal_id: str
+    team: str | None = None
+    key_requests_per_minute: int | None = None
+    key_tokens_per_minute: int | None = None
+
+    @classmethod
+    def of(cls, auth: Authentication) -> Subject:
+        p = auth.principal
+        return cls(
+            key_id=auth.key_id,
+            principal_id=p.id,
+            team=p.team,
+            key_requests_per_minute=auth.scope.requests_per_minute,
+            key_tokens_per_minute=auth.scope.tokens_per_minute,
+        )
+
+
+@dataclass(slots=True)
+class Lease:
+    """A granted call. ``release()`` frees its concurrency slots (always call it, once)."""
+
+    subject: Subject
+    degraded: bool = False  # limits were not enforced: the store was down and config says open
+    _held: list[tuple[str, int]] = field(default_factory=list)
+    _service: LimitService | None = None
+
+    async def release(self) -> None:
+        service, self._service = self._service, None
+        if service is not None and self._held:
+            await asyncio.shield(service._release(self._held))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    kind: str  # key | principal | team
+    ident: str
+    limits: LimitSet
+
+
+class LimitService:
+    """Checks and charges the configured limits."""
+
+    def __init__(self, settings: LimitsSettings, *, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self._redis: aioredis.Redis | None = None
+        if storage is not None:
+            self._storage = storage
+        elif settings.storage == "redis":
+            url = settings.redis_url.replace("redis://", "async+redis://", 1).replace(
+                "rediss://", "async+rediss://", 1
+            )
+            self._storage = RedisStorage(
+                url,
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=_REDIS_TIMEOUT_S,
+                socket_connect_timeout=_REDIS_TIMEOUT_S,
+            )
+            self._redis = aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=_REDIS_TIMEOUT_S,
+                socket_connect_timeout=_REDIS_TIMEOUT_S,
+            )
+        else:
+            self._storage = MemoryStorage()
+        self._window = FixedWindowRateLimiter(self._storage)
+        self._concurrent: dict[str, int] = {}
+        self._budget_reported: set[tuple[str, int]] = set()
+        self._items: dict[tuple[str, int], RateLimitItem] = {}
+        self.on_unavailable: Callable[[Exception], None] | None = None
+
+    def _item(self, per: str, amount: int) -> RateLimitItem:
+        key = (per, amount)
+        item = self._items.get(key)
+        if item is None:
+            item = RateLimitItemPerMinute(amount) if per == "minute" else RateLimitItemPerDay(amount)
+            self._items[key] = item
+        return item
+
+    def _scopes(self, s: Subject) -> list[_Scope]:
+        cfg = self.settings
+        out: list[_Scope] = []
+        if s.key_id is not None:
+            per_key = cfg.per_key
+            if s.key_requests_per_minute is not None or s.key_tokens_per_minute is not None:
+                per_key = per_key.model_copy(
+                    update={
+                        "requests_per_minute": s.key_requests_per_minute or per_key.requests_per_minute,
+                        "tokens_per_minute": s.key_tokens_per_minute or per_key.tokens_per_minute,
+                    }
+                )
+            out.append(_Scope("key", s.key_id, per_key))
+        out.append(_Scope("principal", s.principal_id, cfg.per_principal))
+        if s.team:
+            out.append(_Scope("team", s.team, cfg.per_team))
+        return out
+
+    async def acquire(self, subject: Subject) -> Lease:
+        """Admit one call or raise :class:`LimitExceeded` / :class:`LimiterUnavailable`."""
+        lease = Lease(subject, _service=self)
+        try:
+            await self._guard(self._admit(subject, lease))
+        except _Unavailable as e:
+            await lease.release()
+            if self.settings.on_unavailable == "closed":
+                raise LimiterUnavailable("the rate-limit store is unavailable") from e.__cause__
+            return Lease(subject, degraded=True)
+        except BaseException:
+            await lease.release()
+            raise
+        return lease
+
+    async def charge_tokens(self, subject: Subject, tokens: int) -> bool:
+        """Charge ``tokens`` used by a finished call; False when the store was unavailable."""
+        if tokens <= 0:
+            return True
+        try:
+            await self._guard(self._charge(subject, tokens))
+        except _Unavailable:
+            return False
+        return True
+
+    async def _charge(self, subject: Subject, tokens: int) -> None:
+        for sc in self._scopes(subject):
+            for per, amount in (("minute", sc.limits.tokens_per_minute), ("day", sc.limits.tokens_per_day)):
+                if amount:
+                    await self._window.hit(self._item(per, amount), "tok", sc.kind, sc.ident, cost=tokens)
+
+    async def _admit(self, subject: Subject, lease: Lease) -> None:
+        now = time.time()
+        budget = self.settings.queries_per_day
+        if budget:
+            item = self._item("day", budget)
+            if not await self._window.hit(item, "budget", subject.principal_id):
+                reset = (await self._window.get_window_stats(item, "budget", subject.principal_id)).reset_time
+                mark = (subject.principal_id, int(reset))
+                first = mark not in self._budget_reported
+                self._budget_reported.add(mark)
+                raise BudgetExceeded(
+                    "the daily query budget of this principal is spent",
+                    retry_after=max(1.0, reset - now),
+                    first=first,
+                )
+        for sc in self._scopes(subject):
+            lim = sc.limits
+            if lim.requests_per_minute:
+                item = self._item("minute", lim.requests_per_minute)
+                if not await self._window.hit(item, "req", sc.kind, sc.ident):
+                    reset = (await self._window.get_window_stats(item, "req", sc.kind, sc.ident)).reset_time
+                    raise LimitExceeded(
+                        f"{sc.kind} request rate limit reached ({lim.requests_per_minute}/min)",
+                        retry_after=max(1.0, reset - now),
+                    )
+            for per, amount in (("minute", lim.tokens_per_minute), ("day", lim.tokens_per_day)):
+                if amount:
+                    stats = await self._window.get_window_stats(
+                        self._item(per, amount), "tok", sc.kind, sc.ident
+                    )
+                    if stats.remaining <= 0:
+                        raise LimitExceeded(
+                            f"{sc.kind} token limit reached ({amount}/{per})",
+                            retry_after=max(1.0, stats.reset_time - now),
+                        )
+            if lim.concurrent:
+                key = f"bastion:conc:{sc.kind}:{sc.ident}"
+                if not await self._enter(key, lim.concurrent):
+                    raise LimitExceeded(
+                        f"{sc.kind} concurrent request limit reached ({lim.concurrent})", retry_after=1.0
+                    )
+                lease._held.append((key, 1))
+
+    async def _enter(self, key: str, limit: int) -> bool:
+        if self._redis is None:
+            n = self._concurrent.get(key, 0)
+            if n >= limit:
+                return False
+            self._concurrent[key] = n + 1
+            return True
+        pipe = self._redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, _CONCURRENCY_TTL_S)
+        n, _ = await pipe.execute()
+        if int(n) > limit:
+            await self._redis.decr(key)
+            return False
+        return True
+
+    async def _release(self, held: list[tuple[str, int]]) -> None:
+        if self._redis is None:
+            for key, n in held:
+                left = self._concurrent.get(key, 0) - n
+                if left > 0:
+                    self._concurrent[key] = left
+                else:
+                    self._concurrent.pop(key, None)
+            return
+        with contextlib.suppress(_Unavailable):  # the keys expire on their own
+            await self._guard(self._redis_release(held))
+
+    async def _redis_release(self, held: list[tuple[str, int]]) -> None:
+        assert self._redis is not None
+        for key, n in held:
+            await self._redis.decrby(key, n)
+
+    async def _guard(self, aw: Awaitable[T]) -> T:
+        try:
+            return await aw
+        except (RedisError, OSError, StorageError) as e:
+            if self.on_unavailable is not None:
+                self.on_unavailable(e)
+            raise _Unavailable() from e
+
+    async def ping(self) -> bool:
+        """True when the limit store answers."""
+        try:
+            return bool(await self._storage.check())
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def close(self) -> None:
+        """Close connections to Redis (if any)."""
+        if self._redis is not None:
+            await self._redis.aclose()
+        # limits keeps its own redis-py client on the storage's bridge; close it too.
+        client = getattr(getattr(self._storage, "bridge", None), "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+class _Unavailable(Exception):
+    pass

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from bastion.config import LimitSet, LimitsSettings
+from bastion.errors import LimitExceeded
+from bastion.services.limits import BudgetExceeded, LimiterUnavailable, LimitService, Subject
+
+S = Subject(key_id="k1", principal_id="p1", team="t1")
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_requests_per_minute_per_key() -> None:
+    async def go() -> None:
+        svc = LimitService(LimitsSettings(per_key=LimitSet(requests_per_minute=2)))
+        for _ in range(2):
+            await (await svc.acquire(S)).release()
+        with pytest.raises(LimitExceeded) as e:
+            await svc.acquire(S)
+        assert 1.0 <= e.value.retry_after <= 60.0
+        # another key of the same principal is not affected
+        await svc.acquire(Subject(key_id="k2", principal_id="p1"))
+
+    run(go())
+
+
+def test_key_scope_override_and_team_limit() -> None:
+    async def go() -> None:
+        svc = LimitService(
+            LimitsSettings(
+                per_key=LimitSet(requests_per_minute=100), per_team=LimitSet(requests_per_minute=2)
+            )
+        )
+        narrow = Subject(key_id="k", principal_id="p", team="t", key_requests_per_minute=1)
+        await svc.acquire(narrow)
+        with pytest.raises(LimitExceeded, match="key"):
+            await svc.acquire(narrow)
+        await svc.acquire(Subject(key_id="x", principal_id="q", team="t"))
+        with pytest.raises(LimitExceeded, match="team"):
+            await svc.acquire(Subject(key_id="y", principal_id="r", team="t"))
+
+    run(go())
+
+
+def test_concurrency_slots_are_released() -> None:
+    async def go() -> None:
+        svc = LimitService(LimitsSettings(per_key=LimitSet(concurrent=2)))
+        a, b = await svc.acquire(S), await svc.acquire(S)
+        with pytest.raises(LimitExceeded, match="concurrent"):
+            await svc.acquire(S)
+        await a.release()
+        await a.release()  # idempotent
+        c = await svc.acquire(S)
+        await b.release()
+        await c.release()
+        assert svc._concurrent == {}
+
+    run(go())
+
+
+def test_tokens_checked_before_and_charged_after() -> None:
+    async def go() -> None:
+        svc = LimitService(LimitsSettings(per_key=LimitSet(), per_principal=LimitSet(tokens_per_minute=100)))
+        await svc.acquire(S)
+        assert await svc.charge_tokens(S, 150)
+        with pytest.raises(LimitExceeded, match="token"):
+            await svc.acquire(S)
+
+    run(go())
+
+
+def test_budget_crossing_is_reported_once() -> None:
+    async def go() -> None:
+        svc = LimitService(LimitsSettings(per_key=LimitSet(), queries_per_day=1))
+        await svc.acquire(S)
+        with pytest.raises(BudgetExceeded) as first:
+            await svc.acquire(S)
+        with pytest.raises(BudgetExceeded) as second:
+            await svc.acquire(S)
+        assert first.value.first and not second.value.first
+        assert first.value.retry_after > 3600
+
+    run(go())
+
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_redis_down(mode: str) -> None:
+    async def go() -> None:
+        seen: list[Exception] = []
+        svc = LimitService(LimitsSettings(storage="redis", redis_url=DEAD_REDIS, on_unavailable=mode))  # type: ignore[arg-type]
+        svc.on_unavailable = seen.append
+        if mode == "closed":
+            with pytest.raises(LimiterUnavailable):
+                await svc.acquire(S)
+        else:
+            lease = await svc.acquire(S)
+            assert lease.degraded
+        assert seen
+        await svc.close()
+
+    run(go())
+
+
+@pytest.mark.redis
+def test_redis_shared_between_two_services() -> None:
+    url = os.environ.get("BASTION_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("BASTION_TEST_REDIS_URL is not set")
+
+    async def go() -> None:
+        cfg = LimitsSettings(
+            storage="redis", redis_url=url, per_key=LimitSet(requests_per_minute=3, concurrent=1)
+        )
+        a, b = LimitService(cfg), LimitService(cfg)
+        subj = Subject(key_id=uuid.uuid4().hex, principal_id=uuid.uuid4().hex)
+        la = await a.acquire(subj)
+        with pytest.raises(LimitExceeded, match="concurrent"):
+            await b.acquire(subj)
+        await la.release()
+        await (await b.acquire(subj)).release()
+        with pytest.raises(LimitExceeded, match="rate"):
+            await a.acquire(subj)  # 4th hit across both services
+        await a.close()
+        await b.close()
+
+    run(go())
