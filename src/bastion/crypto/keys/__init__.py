@@ -1,0 +1,1 @@
+"""Key providers: one interface (:mod:`.interface`), one module per provider."""
