@@ -260,6 +260,59 @@ def host_allowed(host: str, allowlist: list[str]) -> bool:
     return False
 
 
+class LocalKeyringSettings(Section):
+    """The development keyring (refused outside environment: development)."""
+
+    path: Path = Field(
+        default=Path("~/.config/bastion/keyring.json"),
+        description="keyring file; keep it away from the data it protects",
+    )
+    passphrase_env: str = Field(default="BASTION_KEYRING_PASSPHRASE", description="variable holding the passphrase")
+    scrypt_n: int = Field(default=2**15, ge=2**10, le=2**22, description="scrypt cost (a power of two)")
+
+
+class Pkcs11Settings(Section):
+    """A PKCS#11 HSM (SoftHSM2 in tests)."""
+
+    library: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    token_label: str = "bastion"
+    pin_env: str = Field(default="BASTION_PKCS11_PIN", description="variable holding the user PIN")
+
+
+class VaultTransitSettings(Section):
+    """HashiCorp Vault Transit."""
+
+    addr: str = "http://127.0.0.1:8200"
+    mount_point: str = "transit"
+    namespace: str | None = None
+    token_env: str = Field(default="VAULT_TOKEN", description="variable holding the Vault token")
+    ca_file: Path | None = None
+
+
+class CryptoSettings(Section):
+    """Encryption at rest and key management (docs/encryption.md)."""
+
+    provider: str = Field(default="local", description="key provider registry name: local, pkcs11, vault, …")
+    key_id: str = Field(default="bastion-kek", description="the KEK that wraps data keys")
+    local: LocalKeyringSettings = LocalKeyringSettings()
+    pkcs11: Pkcs11Settings = Pkcs11Settings()
+    vault: VaultTransitSettings = VaultTransitSettings()
+    rotation_days: int = Field(default=90, ge=1, le=3650, description="a KEK older than this is overdue")
+    rotation_overrides: dict[str, int] = Field(default_factory=dict, description="key id -> rotation days")
+    record_content: bool = Field(default=False, description="store prompts/responses encrypted per subject")
+
+
+class TlsSettings(Section):
+    """TLS details beyond server.tls_cert_file / tls_key_file: client certificates (mTLS)."""
+
+    client_ca_file: Path | None = Field(default=None, description="CA bundle for client certificates")
+    client_cert_required: bool = Field(default=False, description="refuse clients without a valid certificate")
+    client_principals: dict[str, str] = Field(
+        default_factory=dict, description="client certificate subject (RFC 4514) -> service principal id"
+    )
+    reload_interval_s: float = Field(default=5.0, ge=0.5, le=3600, description="certificate file change check")
+
+
 class Settings(BaseSettings):
     """Bastion's whole configuration."""
 
@@ -274,6 +327,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     gateway: GatewaySettings = GatewaySettings()
+    crypto: CryptoSettings = CryptoSettings()
+    tls: TlsSettings = TlsSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("data_dir")
