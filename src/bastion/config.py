@@ -96,6 +96,16 @@ class AuthSettings(Section):
     api_key_prefix: str = Field(default="bst", pattern=r"^[a-z]{2,8}$")
     oidc: OIDCSettings | None = None
     last_used_resolution_s: int = Field(default=60, ge=1, description="how often last-use is written per key")
+    key_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=300.0,
+        description="seconds an API key lookup is cached per process; a revocation made in another process "
+        "takes effect here within this time (at once in the revoking process)",
+    )
+    policy_files: list[Path] = Field(
+        default_factory=list, description="extra Cedar policy files loaded after the built-in policies"
+    )
 
 
 # --- gateway (issue 3) -------------------------------------------------------------------------
