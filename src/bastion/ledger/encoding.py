@@ -5,8 +5,9 @@ An entry is encoded as JSON in the style of RFC 8785 (JCS):
 * object keys sorted by their UTF-16 code units, no insignificant whitespace, UTF-8, no BOM;
 * strings: only ``"``, ``\\`` and control characters below U+0020 are escaped (``\\b \\t \\n \\f \\r``,
   else ``\\u00xx`` in lower-case hex); everything else is written as raw UTF-8; lone surrogates are refused;
-* integers: only the interoperable range ``-(2**53 - 1) .. 2**53 - 1`` (larger integers are refused,
-  write them as strings);
+* integers: the interoperable range ``-(2**53 - 1) .. 2**53 - 1``; a larger integer only when it is exactly
+  what a double is written as (a float such as ``2.0**60`` encodes as digits and reads back as that
+  integer); other large integers are refused — write them as strings;
 * floats: finite only (NaN and ±infinity are refused), written as ECMAScript ``Number.prototype.toString``
   writes them (shortest digits that round-trip; ``1.0`` becomes ``1``, ``1e21`` becomes ``1e+21``). JSON has
   one number type, so a float with an integral value decodes as an ``int``: the *value* round-trips,
@@ -122,9 +123,10 @@ def _emit(value: Any, out: list[str], depth: int) -> None:
     elif isinstance(value, str):
         out.append(_encode_str(_check_str(value)))
     elif isinstance(value, int):
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        text = str(int(value))
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER and not _is_exact_double_text(value, text):
             raise InputError(f"integer {value} is outside ±(2**53-1); record it as a string")
-        out.append(str(int(value)))
+        out.append(text)
     elif isinstance(value, float):
         out.append(format_number(value))
     elif isinstance(value, Mapping):
@@ -147,6 +149,14 @@ def _emit(value: Any, out: list[str], depth: int) -> None:
         out.append("]")
     else:
         raise InputError(f"a {type(value).__name__} cannot be recorded in the ledger (JSON values only)")
+
+
+def _is_exact_double_text(value: int, text: str) -> bool:
+    """True when a large integer is exactly what a double would be written as (e.g. a float 2.0**60)."""
+    try:
+        return format_number(float(value)) == text
+    except OverflowError:
+        return False
 
 
 def _check_key(key: object) -> str:
