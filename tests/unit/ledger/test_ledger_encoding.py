@@ -78,7 +78,8 @@ def test_non_finite_floats_are_refused(bad: float) -> None:
 @pytest.mark.parametrize(
     ("attrs", "message"),
     [
-        ({"x": 2**53}, "outside"),
+        ({"x": 2**53 + 1}, "outside"),
+        ({"x": 10**21}, "outside"),
         ({"x": "\ud800"}, "lone surrogates"),
         ({"x": b"bytes"}, "bytes cannot be recorded"),
         ({"x": {1: "int key"}}, "keys must be strings"),
@@ -123,3 +124,10 @@ def test_time_is_utc_fixed_width() -> None:
 def test_decode_refuses_non_entries(data: bytes) -> None:
     with pytest.raises(LedgerIntegrityError):
         decode_entry(data)
+
+
+def test_large_exact_doubles_round_trip() -> None:
+    # A float beyond 2**53 is written as digits and reads back as that (exact) integer.
+    text = canonical_json({"x": 2.0**60})
+    assert text == '{"x":1152921504606846976}'
+    assert canonical_json(json.loads(text)) == text
