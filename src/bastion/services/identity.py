@@ -43,6 +43,7 @@ from bastion.identity.apikeys import (
 from bastion.identity.oidc import OIDCConfig, OIDCVerifier, TokenError
 from bastion.identity.records import (
     ApiKeyRecord,
+    KeyUsage,
     PrincipalRecord,
     ip_allowed,
     parse_roles,
@@ -469,6 +470,11 @@ class IdentityService:
             return
         now = self._now()
         self._run(lambda r: r.record_usage(auth.key_id or "", operation.value, (model or "")[:200], now))
+
+    def key_usage(self, key_ids: Iterable[str] | None = None) -> list[KeyUsage]:
+        """Recorded (key, operation, model) usage, for access reviews."""
+        ids = list(key_ids) if key_ids is not None else None
+        return self._read(lambda r: r.usage(ids))
 
     # -- cache -----------------------------------------------------------------------------------
 
