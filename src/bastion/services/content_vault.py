@@ -230,3 +230,40 @@ class ContentVault:
             )
         )
         return Erasure(subject_sha, destroyed, records)
+
+    def rewrap_keys(self, principal: Principal) -> int:
+        """Re-wrap every live subject key under the active KEK version (after a rotation).
+
+        The data keys, and so the sealed records, do not change. Returns how many were re-wrapped.
+        """
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(ContentSubjectKey).where(
+                    ContentSubjectKey.erased_at.is_(None), ContentSubjectKey.wrapped_key.is_not(None)
+                )
+            ).all()
+            todo = [(r.subject_sha256, r.generation, WrappedKey(r.provider, r.key_id, r.key_version, r.wrapped_key or b""))
+                    for r in rows]  # fmt: skip
+        done = 0
+        for subject, gen, wrapped in todo:
+            ctx = _key_context(subject, gen)
+            data_key = self.keys.unwrap(principal, wrapped, ctx, purpose=_PURPOSE, object_id=subject)
+            new = self.keys.wrap(principal, self.key_id, data_key, ctx, purpose=_PURPOSE, object_id=subject)
+            with Session(self.engine) as s, s.begin():
+                # only if nobody erased it meanwhile
+                s.execute(
+                    update(ContentSubjectKey)
+                    .where(
+                        ContentSubjectKey.subject_sha256 == subject,
+                        ContentSubjectKey.generation == gen,
+                        ContentSubjectKey.erased_at.is_(None),
+                    )
+                    .values(
+                        provider=new.provider,
+                        key_id=new.key_id,
+                        key_version=new.version,
+                        wrapped_key=new.blob,
+                    )
+                )
+            done += 1
+        return done

@@ -90,3 +90,18 @@ def test_erase_shreds_subject_only(vault: ContentVault, audit: RecordingAudit, e
 def test_unknown_record(vault: ContentVault) -> None:
     with pytest.raises(NotFoundError):
         vault.read(GATEWAY, "nope")
+
+
+def test_rewrap_after_rotation_then_retire(vault: ContentVault, keyring: LocalKeyring, engine: Engine) -> None:
+    a = vault.record_call(GATEWAY, "s1", "c1", prompt="one")
+    b = vault.record_call(GATEWAY, "s2", "c2", prompt="two")
+    vault.erase(SECADMIN, "s2")
+    keyring.rotate("k1")
+    assert vault.rewrap_keys(GATEWAY) == 1
+    keyring.retire("k1", 2)
+    assert vault.read(GATEWAY, a.records[0].record_id) == "one"
+    with pytest.raises(ContentErasedError):
+        vault.read(GATEWAY, b.records[0].record_id)
+    with Session(engine) as s:
+        versions = {k.key_version for k in s.scalars(select(ContentSubjectKey)) if k.wrapped_key is not None}
+    assert versions == {2}

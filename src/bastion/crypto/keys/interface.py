@@ -27,6 +27,8 @@ from bastion.registry import Registry
 DATA_KEY_BYTES = 32
 #: The key a provider health check creates and uses (never protects data).
 PROBE_KEY = "bastion-probe"
+#: Key ids that exist only for health checks (hidden from listings).
+HEALTH_PROBE_KEYS = frozenset({PROBE_KEY})
 
 
 class KeyProviderError(CryptoError):
