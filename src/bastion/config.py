@@ -208,7 +208,9 @@ def _default_upstreams() -> dict[str, UpstreamSettings]:
 
 
 def _default_models() -> dict[str, ModelRoute]:
-    return {"bastion-demo": ModelRoute(upstream="demo")}
+    return {
+        "bastion-demo": ModelRoute(upstream="demo", attributes={"team": "shared", "classification": "public"})
+    }
 
 
 class GatewaySettings(Section):

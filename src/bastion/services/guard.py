@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import bastion.detectors.denylist  # noqa: F401  (registers the built-in deny-list detector)
 from bastion.config import GuardRule, GuardSettings
 from bastion.detectors.interface import Detector, Direction, ScanContext, detectors
+from bastion.domain.events import JSONValue
 from bastion.domain.findings import Action, Finding, Severity, Span, Verdict
 from bastion.errors import ConfigError
 from bastion.registry import Registry
@@ -45,7 +46,7 @@ class ActedFinding:
     action: Action
     text_index: int = 0
 
-    def to_audit(self) -> dict[str, object]:
+    def to_audit(self) -> dict[str, JSONValue]:
         """Types, spans and actions only: never content."""
         return {
             "detector": self.finding.detector,
@@ -260,9 +261,14 @@ class StreamGuard:
         ch.pending += text
         return self._step(ch, final=False)
 
-    def finish(self) -> dict[str, StreamStep]:
-        """Release whatever is still held back, per channel (call once the upstream stream ended)."""
-        return {name: self._step(ch, final=True) for name, ch in self._channels.items() if ch.pending}
+    def finish(self, choice: str | None = None) -> dict[str, StreamStep]:
+        """Release whatever is still held back, per channel: all channels, or those of ``choice``
+        (the channel named ``choice`` and those named ``choice:…``)."""
+        return {
+            name: self._step(ch, final=True)
+            for name, ch in self._channels.items()
+            if ch.pending and (choice is None or name == choice or name.startswith(choice + ":"))
+        }
 
     def _step(self, ch: _Channel, *, final: bool) -> StreamStep:
         scanned = ch.seen + ch.pending

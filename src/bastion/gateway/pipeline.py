@@ -1,0 +1,462 @@
+"""The gateway pipeline: authenticate → authorise → limits → input guards → upstream → output guards
+→ ledger → metrics, for one call. Every call ends in exactly one ledger event.
+
+Plain ASGI (no framework routing or dependency injection on this path): the per-call CPU budget
+is a fraction of a millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import structlog
+
+from bastion.config import GatewaySettings, ModelRoute
+from bastion.detectors.interface import Direction
+from bastion.domain.access import Operation, Resource
+from bastion.domain.events import AuditEvent, EventTag
+from bastion.domain.identity import Authentication
+from bastion.errors import BastionError, UpstreamError
+from bastion.gateway import wire
+from bastion.gateway.call import NOT_CONFIGURED, Call
+from bastion.gateway.deps import GatewayComponents
+from bastion.gateway.errors import ApiError, from_bastion_error
+from bastion.gateway.metrics import GatewayMetrics
+from bastion.gateway.upstream import Upstream, UpstreamReply, build_upstreams
+from bastion.services.guard import GuardResult, GuardService, GuardTarget
+from bastion.services.limits import BudgetExceeded, Lease, LimiterUnavailable, LimitService, Subject
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = structlog.get_logger("bastion.gateway")
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+_RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
+_LIMITER_EVENT_INTERVAL_S = 60.0
+
+
+class ClientGone(Exception):
+    """The caller disconnected."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; 413 as soon as it grows past ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone
+        body = msg.get("body", b"")
+        if body:
+            size += len(body)
+            if size > limit:
+                raise ApiError(413, f"the request body is larger than {limit} bytes", "request_too_large")
+            chunks.append(body)
+        if not msg.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    hdrs = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if headers:
+        hdrs.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return bytes(v)
+    return None
+
+
+class Gateway:
+    """One configured gateway: its upstreams, guards, limits, metrics and components."""
+
+    def __init__(
+        self, settings: GatewaySettings, components: GatewayComponents, *, max_body_bytes: int
+    ) -> None:
+        self.settings = settings
+        self.c = components
+        self.max_body = max_body_bytes
+        self.metrics = GatewayMetrics()
+        self.upstreams: dict[str, Upstream] = dict(
+            components.upstreams or build_upstreams(settings.upstreams)
+        )
+        self.guards = components.guards or GuardService(settings.guards)
+        self.limits = components.limits or LimitService(settings.limits)
+        self.limits.on_unavailable = self._limiter_down
+        self.hardening = wire.Hardening(settings.max_n, settings.max_tokens_cap)
+        self.models: dict[str, ModelRoute] = dict(settings.models)
+        self._resources = {
+            (name, kind): Resource("model", name, {"model": name, "route": kind, **route.attributes})
+            for name, route in self.models.items()
+            for kind in ("chat", "completions", "embeddings")
+        }
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._limiter_event_at = 0.0
+        self.draining = False
+
+    # -- small helpers ------------------------------------------------------------------------
+
+    def _limiter_down(self, e: Exception) -> None:
+        self.metrics.limiter_unavailable.inc()
+        now = time.monotonic()
+        if now - self._limiter_event_at >= _LIMITER_EVENT_INTERVAL_S:
+            self._limiter_event_at = now
+            event = AuditEvent(
+                EventTag.GATEWAY_LIMITER_UNAVAILABLE,
+                actor="system",
+                target="limits",
+                outcome="error",
+                attributes={"mode": self.settings.limits.on_unavailable, "error": type(e).__name__},
+            )
+            self._spawn(self._record_quiet(event))
+            log.warning(
+                "limiter_unavailable", mode=self.settings.limits.on_unavailable, error=type(e).__name__
+            )
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record_quiet(self, event: AuditEvent) -> bool:
+        try:
+            await self.c.audit.arecord(event)
+        except Exception as e:  # noqa: BLE001  the caller already has its answer; log, never leak
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return False
+        return True
+
+    def client_ip(self, scope: Scope) -> str:
+        if self.settings.trust_forwarded_for:
+            xff = _header(scope, b"x-forwarded-for")
+            if xff:
+                return xff.split(b",")[0].strip().decode("latin-1")[:64]
+        client = scope.get("client")
+        return str(client[0]) if client else ""
+
+    async def authenticate(self, scope: Scope, call: Call) -> Authentication:
+        raw = _header(scope, b"authorization")
+        if raw is None or not raw[:7].lower() == b"bearer " or len(raw) > 8192:
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key")
+        try:
+            auth = await self.c.authenticator.authenticate(raw[7:].strip().decode("latin-1"), call.client_ip)
+        except BastionError as e:
+            raise from_bastion_error(e) from e
+        call.auth = auth
+        call.steps.append("authn")
+        return auth
+
+    def authorize(self, auth: Authentication, call: Call, model: str, route: ModelRoute, kind: str) -> None:
+        if kind not in route.kinds:
+            raise ApiError(
+                422, f"model {model!r} does not serve {kind}", "unsupported_model_operation", "model"
+            )
+        scope = auth.scope
+        if scope.routes and kind not in scope.routes and wire.KIND_PATH[kind] not in scope.routes:
+            call.reasons.append("key scope excludes this route")
+            raise ApiError(403, "this API key may not use this route", "permission_denied")
+        decision = self.c.authorizer.is_authorized(
+            auth.principal, Operation.MODEL_INVOKE, self._resources[(model, kind)], scope=scope
+        )
+        call.policies.extend(decision.policies)
+        if not decision.allowed:
+            call.reasons.extend(decision.reasons)
+            raise ApiError(403, f"you may not use model {model!r}", "permission_denied", "model")
+        call.steps.append("authz")
+
+    async def acquire(self, auth: Authentication, call: Call) -> Lease:
+        try:
+            lease = await self.limits.acquire(Subject.of(auth))
+        except BudgetExceeded as e:
+            self.metrics.limited.labels("budget").inc()
+            call.reasons.append(e.message)
+            if e.first:
+                await self._record_quiet(
+                    AuditEvent(
+                        EventTag.GATEWAY_BUDGET_EXCEEDED,
+                        actor=auth.principal.id,
+                        target=call.model,
+                        outcome="limited",
+                        attributes={"key_id": auth.key_id, "budget": "queries_per_day"},
+                    )
+                )
+            raise from_bastion_error(e) from e
+        except LimiterUnavailable as e:
+            call.reasons.append("rate-limit store unavailable (fail closed)")
+            raise ApiError(503, "rate limiting is unavailable", "limiter_unavailable") from e
+        except BastionError as e:
+            self.metrics.limited.labels("rate").inc()
+            call.reasons.append(e.message)
+            raise from_bastion_error(e) from e
+        call.limiter_degraded = lease.degraded
+        call.steps.append("limits")
+        return lease
+
+    def guard_input(self, data: dict[str, Any], kind: str, target: GuardTarget, call: Call) -> None:
+        if not self.guards.has_input:
+            call.guard_input = NOT_CONFIGURED
+            return
+        refs = wire.input_refs(data, kind)
+        texts = wire.texts(refs)
+        if sum(map(len, texts)) > self.settings.guards.max_scan_chars:
+            raise ApiError(413, "the prompt is too long to be scanned", "request_too_large")
+        result = self.guards.scan(texts, Direction.INPUT, target)
+        call.guard_input = self._note(result, call, "input")
+        if result.redacted is not None:
+            wire.replace(refs, result.redacted)
+        if result.blocked:
+            raise ApiError(
+                400,
+                "the request was blocked by an input guard",
+                "content_filter",
+                tag=EventTag.GATEWAY_REQUEST_BLOCKED,
+                outcome="blocked",
+            )
+        call.steps.append("input_guard")
+
+    def _note(self, result: GuardResult, call: Call, direction: str) -> str:
+        v = result.verdict
+        call.findings.extend(a.to_audit() | {"direction": direction} for a in result.acted)
+        call.reasons.extend(v.reasons)
+        if v.errors:
+            for name in v.errors:
+                self.metrics.blocks.labels(name, direction).inc()
+            return "error"
+        if result.blocked:
+            for a in result.acted:
+                if a.action.value == "block":
+                    self.metrics.blocks.labels(a.finding.detector, direction).inc()
+            return "blocked"
+        return {"allow": "passed", "flag": "flagged", "redact": "redacted"}[v.action.value]
+
+    # -- the call ---------------------------------------------------------------------------------
+
+    async def invoke(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
+        """Serve one POST /v1/{chat/completions,completions,embeddings}."""
+        call = Call(route=kind, client_ip=self.client_ip(scope))
+        self._enter()
+        lease: Lease | None = None
+        try:
+            try:
+                auth = await self.authenticate(scope, call)
+                body = await read_body(receive, self.max_body)
+                call.prompt_sha256 = hashlib.sha256(body).hexdigest()
+                data = wire.parse(body, kind)
+                model = data["model"]
+                route = self.models.get(model)
+                if route is None:
+                    raise ApiError(404, f"the model {model!r} does not exist", "model_not_found", "model")
+                call.model, call.upstream = model, route.upstream
+                self.authorize(auth, call, model, route, kind)
+                lease = await self.acquire(auth, call)
+                allow_lp = self._allow_logprobs(auth, model, kind)
+                call.hardening = wire.harden(data, kind, self.hardening, allow_logprobs=allow_lp)
+                target = GuardTarget(kind, model, auth.principal.team)
+                self.guard_input(data, kind, target, call)
+                data["model"] = route.upstream_model or model
+                if data.get("stream") and kind != "embeddings":
+                    call.stream = True
+                    from bastion.gateway.streaming import stream_call
+
+                    await stream_call(self, scope, receive, send, call, data, kind, target, allow_lp)
+                    return
+                await self._unary(send, call, data, kind, target, allow_lp)
+            except ApiError as e:
+                await self._fail(send, call, e)
+            except BastionError as e:
+                await self._fail(send, call, from_bastion_error(e))
+            except ClientGone:
+                call.reasons.append("client disconnected")
+                call.status = 499
+                await self._finish(call, EventTag.GATEWAY_REQUEST_FAILED, "cancelled")
+        finally:
+            if lease is not None:
+                await lease.release()
+            self._leave()
+
+    def _allow_logprobs(self, auth: Authentication, model: str, kind: str) -> bool:
+        res = self._resources[(model, kind)]
+        return self.c.authorizer.is_authorized(
+            auth.principal, Operation.MODEL_LOGPROBS, res, scope=auth.scope
+        ).allowed
+
+    async def _unary(
+        self, send: Send, call: Call, data: dict[str, Any], kind: str, target: GuardTarget, allow_lp: bool
+    ) -> None:
+        upstream = self.upstreams[call.upstream]
+        t_up = time.perf_counter()
+        try:
+            reply = await upstream.send(wire.KIND_PATH[kind], orjson.dumps(data))
+        except UpstreamError as e:
+            self.metrics.upstream_errors.labels(call.upstream, str(e.status)).inc()
+            raise
+        finally:
+            call.upstream_us = int((time.perf_counter() - t_up) * 1_000_000)
+        self.metrics.upstream_latency.labels(call.upstream).observe(call.upstream_us / 1e6)
+        call.upstream_status = reply.status
+        call.steps.append("upstream")
+        if reply.status != 200:
+            raise self.upstream_failure(call, reply)
+        try:
+            resp = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:
+            resp = None
+        if not isinstance(resp, dict):
+            self.metrics.upstream_errors.labels(call.upstream, "garbage").inc()
+            raise ApiError(
+                502,
+                "the upstream sent an invalid response",
+                "upstream_error",
+                tag=EventTag.GATEWAY_REQUEST_FAILED,
+                outcome="error",
+            )
+        changed = False
+        if not allow_lp and kind != "embeddings":
+            changed = wire.strip_logprobs(resp)
+        if self.guards.has_output and kind != "embeddings":
+            refs = wire.output_refs(resp, kind)
+            result = self.guards.scan(wire.texts(refs), Direction.OUTPUT, target)
+            call.guard_output = self._note(result, call, "output")
+            if result.blocked:
+                raise ApiError(
+                    400,
+                    "the response was blocked by an output guard",
+                    "content_filter",
+                    tag=EventTag.GATEWAY_REQUEST_BLOCKED,
+                    outcome="blocked",
+                )
+            if result.redacted is not None:
+                wire.replace(refs, result.redacted)
+                changed = True
+            call.steps.append("output_guard")
+        else:
+            call.guard_output = NOT_CONFIGURED
+        if changed or resp.get("model") != call.model:
+            resp["model"] = call.model
+            out = orjson.dumps(resp)
+        else:
+            out = reply.body  # nothing to change: pass the provider's bytes through
+        usage = wire.usage_of(resp)
+        if usage is None:
+            usage = (wire.estimate_tokens(len(reply.body)), 0)
+        call.prompt_tokens, call.completion_tokens = usage
+        call.response_sha256 = hashlib.sha256(out).hexdigest()
+        call.status = 200
+        assert call.auth is not None
+        await self.charge(call)
+        if not await self._finish(call, EventTag.GATEWAY_REQUEST_COMPLETED, "allowed"):
+            raise ApiError(
+                503,
+                "the audit ledger is unavailable; the response was withheld",
+                "audit_unavailable",
+                tag=EventTag.GATEWAY_REQUEST_FAILED,
+                outcome="error",
+            )
+        await send_json(send, 200, out)
+
+    async def charge(self, call: Call) -> None:
+        assert call.auth is not None
+        total = call.prompt_tokens + call.completion_tokens
+        await self.limits.charge_tokens(Subject.of(call.auth), total)
+        if call.prompt_tokens:
+            self.metrics.tokens.labels(call.model, "prompt").inc(call.prompt_tokens)
+        if call.completion_tokens:
+            self.metrics.tokens.labels(call.model, "completion").inc(call.completion_tokens)
+
+    def upstream_failure(self, call: Call, reply: UpstreamReply) -> ApiError:
+        """The caller's answer for a non-2xx upstream reply (provider secrets never relayed)."""
+        self.metrics.upstream_errors.labels(call.upstream, str(reply.status)).inc()
+        failed, outcome = EventTag.GATEWAY_REQUEST_FAILED, "error"
+        if reply.status in _RELAYED_STATUSES:
+            message = f"the upstream rejected the request ({reply.status})"
+            try:
+                err = orjson.loads(reply.body).get("error", {})
+                if isinstance(err, dict) and isinstance(err.get("message"), str):
+                    message = err["message"][:500]
+            except (orjson.JSONDecodeError, AttributeError):
+                pass
+            retry = None
+            if reply.status == 429:
+                try:
+                    retry = float(reply.retry_after or 1)
+                except ValueError:
+                    retry = 1.0
+            return ApiError(
+                reply.status, message, "upstream_rejected", retry_after=retry, tag=failed, outcome=outcome
+            )
+        if reply.status >= 500:
+            return ApiError(
+                502, f"the upstream failed ({reply.status})", "upstream_error", tag=failed, outcome=outcome
+            )
+        return ApiError(
+            502, "the upstream refused the gateway's request", "upstream_error", tag=failed, outcome=outcome
+        )
+
+    async def _fail(self, send: Send, call: Call, e: ApiError) -> None:
+        call.status = e.status
+        if e.message not in call.reasons and e.status not in (400, 413, 422):
+            call.reasons.append(e.message)
+        if e.status >= 500:
+            log.warning(
+                "gateway_call_failed", route=call.route, model=call.model, status=e.status, code=e.code
+            )
+        await self._finish(call, e.tag, e.outcome)
+        with contextlib.suppress(OSError):
+            await send_json(send, e.status, e.body(), e.headers())
+
+    async def _finish(self, call: Call, tag: EventTag, outcome: str) -> bool:
+        """Record the call's one ledger event (durably, when configured) and its metrics."""
+        m = self.metrics
+        m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
+        m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
+        event = call.event(tag, outcome)
+        if self.settings.durable_audit:
+            return await asyncio.shield(self._record_quiet(event))
+        self._spawn(self._record_quiet(event))
+        return True
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        self.metrics.in_flight.dec()
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait (up to ``drain_timeout_s``) for calls in flight, then close upstream clients."""
+        self.draining = True
+        try:
+            async with asyncio.timeout(self.settings.drain_timeout_s):
+                await self._idle.wait()
+                if self._background:
+                    await asyncio.gather(*self._background, return_exceptions=True)
+        except TimeoutError:
+            log.warning("gateway_drain_timeout", in_flight=self.in_flight)
+        for up in self.upstreams.values():
+            await up.aclose()
+        await self.limits.close()

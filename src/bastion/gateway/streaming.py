@@ -1,0 +1,327 @@
+"""Streamed calls (``stream: true``): server-sent events relayed chunk by chunk, guarded on the way.
+
+* Output guards scan incrementally (:class:`~bastion.services.guard.StreamGuard`): a block ends the
+  stream with an OpenAI-style error event and no ``[DONE]``. Streaming never turns a guard off.
+* Usage is always asked of the upstream (``stream_options.include_usage``) so token limits are
+  charged with real counts; the usage chunk is passed on only when the caller asked for it.
+* ``[DONE]`` is sent only after the call's ledger event is durable (when ``durable_audit``).
+* A caller that disconnects cancels the upstream request; the ledger event is still written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from typing import Any
+
+import orjson
+
+from bastion.domain.events import EventTag
+from bastion.errors import UpstreamError
+from bastion.gateway import wire
+from bastion.gateway.call import NOT_CONFIGURED, Call
+from bastion.gateway.errors import ApiError
+from bastion.gateway.pipeline import Gateway, Receive, Scope, Send
+from bastion.gateway.upstream import UpstreamStatusError
+from bastion.services.guard import GuardTarget, StreamGuard
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class _Blocked(Exception):
+    pass
+
+
+async def stream_call(
+    gw: Gateway,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    call: Call,
+    data: dict[str, Any],
+    kind: str,
+    target: GuardTarget,
+    allow_lp: bool,
+) -> None:
+    """Open the upstream stream (errors before the first byte are ordinary error responses), then relay."""
+    opts = data.get("stream_options")
+    want_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+    data["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    upstream = gw.upstreams[call.upstream]
+    t_up = time.perf_counter()
+    try:
+        up = await upstream.open_stream(wire.KIND_PATH[kind], orjson.dumps(data))
+    except UpstreamStatusError as e:
+        call.upstream_status = e.reply.status
+        call.steps.append("upstream")
+        raise gw.upstream_failure(call, e.reply) from e
+    except UpstreamError as e:
+        gw.metrics.upstream_errors.labels(call.upstream, str(e.status)).inc()
+        raise
+    call.upstream_status = 200
+    call.steps.append("upstream")
+    guard = gw.guards.stream(target) if gw.guards.has_output else None
+    relay = _Relay(gw, send, call, kind, guard, want_usage, allow_lp, t_up)
+    pump = asyncio.ensure_future(relay.run(up))
+    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if pump not in done:
+            relay.disconnected = True
+            pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await watcher
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+
+
+class _Relay:
+    def __init__(
+        self,
+        gw: Gateway,
+        send: Send,
+        call: Call,
+        kind: str,
+        guard: StreamGuard | None,
+        want_usage: bool,
+        allow_lp: bool,
+        t_up: float,
+    ) -> None:
+        self.gw, self.send, self.call, self.kind = gw, send, call, kind
+        self.guard, self.want_usage, self.allow_lp, self.t_up = guard, want_usage, allow_lp, t_up
+        self.sha = hashlib.sha256()
+        self.chars = 0
+        self.usage: tuple[int, int] | None = None
+        self.started = False
+        self.disconnected = False
+
+    async def _emit(self, payload: bytes) -> None:
+        if not self.started:
+            self.started = True
+            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        self.sha.update(payload)
+        await self.send(
+            {"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": True}
+        )
+
+    async def run(self, up: Any) -> None:
+        call, gw = self.call, self.gw
+        tag, outcome, error = EventTag.GATEWAY_REQUEST_COMPLETED, "allowed", None
+        try:
+            done = await self._relay(up)
+            if not done:
+                raise UpstreamError("the upstream stream ended before [DONE]", status=502)
+        except _Blocked:
+            tag, outcome = EventTag.GATEWAY_REQUEST_BLOCKED, "blocked"
+            error = ApiError(400, "the response was blocked by an output guard", "content_filter")
+        except UpstreamError as e:
+            gw.metrics.upstream_errors.labels(call.upstream, str(e.status)).inc()
+            tag, outcome = EventTag.GATEWAY_REQUEST_FAILED, "error"
+            error = ApiError(e.status, e.message, "upstream_error")
+            call.reasons.append(e.message)
+        except asyncio.CancelledError:
+            tag, outcome = EventTag.GATEWAY_REQUEST_FAILED, "cancelled"
+            call.reasons.append("client disconnected" if self.disconnected else "cancelled")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(up.aclose())
+        await self._complete(tag, outcome, error)
+
+    async def _complete(self, tag: EventTag, outcome: str, error: ApiError | None) -> None:
+        call, gw = self.call, self.gw
+        if self.guard is not None:
+            result = self.guard.result()
+            state = gw._note(result, call, "output")
+            call.guard_output = state if outcome != "cancelled" or result.acted else "incomplete"
+            if outcome == "allowed":
+                call.steps.append("output_guard")
+        else:
+            call.guard_output = NOT_CONFIGURED
+        p, c = self.usage or (0, wire.estimate_tokens(self.chars))
+        call.prompt_tokens, call.completion_tokens = p, c
+        call.response_sha256 = self.sha.hexdigest()
+        call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(gw.charge(call))
+        durable = await asyncio.shield(gw._finish(call, tag, outcome))
+        if outcome == "cancelled":
+            return
+        if error is None and not durable:
+            error = ApiError(503, "the audit ledger is unavailable", "audit_unavailable")
+        try:
+            if error is not None:
+                if not self.started:
+                    from bastion.gateway.pipeline import send_json
+
+                    await send_json(self.send, error.status, error.body(), error.headers())
+                    return
+                await self.send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + error.body() + b"\n\n",
+                        "more_body": True,
+                    }
+                )
+            else:
+                if not self.started:
+                    self.started = True
+                    await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                await self.send(
+                    {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True}
+                )
+            await self.send({"type": "http.response.body", "body": b""})
+        except OSError:
+            pass
+
+    async def _relay(self, up: Any) -> bool:
+        call = self.call
+        async for payload in up.events():
+            if call.ttfb_us is None:
+                call.ttfb_us = int((time.perf_counter() - self.t_up) * 1_000_000)
+                self.gw.metrics.upstream_latency.labels(call.upstream).observe(call.ttfb_us / 1e6)
+            if payload == b"[DONE]":
+                await self._flush_guard()
+                return True
+            try:
+                obj = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise UpstreamError("the upstream sent an invalid stream event", status=502) from None
+            if not isinstance(obj, dict):
+                raise UpstreamError("the upstream sent an invalid stream event", status=502)
+            if "error" in obj:
+                raise UpstreamError("the upstream reported an error mid-stream", status=502)
+            usage = wire.usage_of(obj)
+            if usage is not None:
+                self.usage = usage
+            choices = obj.get("choices")
+            if not choices:
+                if usage is not None and not self.want_usage:
+                    continue
+                await self._emit(payload)
+                continue
+            changed = False
+            if not self.allow_lp:
+                changed = wire.strip_logprobs(obj)
+            if obj.get("model") != call.model:
+                obj["model"] = call.model
+                changed = True
+            if self.guard is not None:
+                changed = await self._guard_chunk(obj, choices) or changed
+            else:
+                self.chars += _chunk_chars(choices, self.kind)
+            await self._emit(orjson.dumps(obj) if changed else payload)
+        return False
+
+    async def _guard_chunk(self, obj: dict[str, Any], choices: list[Any]) -> bool:
+        """Feed each text of the chunk to the guard; rewrite what it holds back or redacts."""
+        assert self.guard is not None
+        changed = False
+        for ch in choices:
+            if not isinstance(ch, dict):
+                continue
+            idx = ch.get("index", 0)
+            for holder, key, channel in _chunk_refs(ch, self.kind, idx):
+                text = holder[key]
+                self.chars += len(text)
+                step = self.guard.feed(channel, text)
+                if step.blocked:
+                    raise _Blocked
+                if step.text != text:
+                    holder[key] = step.text
+                    changed = True
+            if ch.get("finish_reason") is not None:
+                changed = self._prepend_held(ch, idx) or changed
+        return changed
+
+    def _prepend_held(self, ch: dict[str, Any], idx: int) -> bool:
+        """Before a choice finishes, release what the guard still holds for it."""
+        assert self.guard is not None
+        held = self.guard.finish(str(idx))
+        if self.guard.blocked:
+            raise _Blocked
+        changed = False
+        for channel, step in held.items():
+            if step.text:
+                _put_text(ch, self.kind, channel, step.text)
+                changed = True
+        return changed
+
+    async def _flush_guard(self) -> None:
+        if self.guard is None:
+            return
+        rest = self.guard.finish()
+        if self.guard.blocked:
+            raise _Blocked
+        for channel, step in rest.items():
+            if not step.text:
+                continue
+            choice: dict[str, Any] = {"index": int(channel.split(":")[0]), "finish_reason": None}
+            _put_text(choice, self.kind, channel, step.text)
+            obj = {
+                "object": "chat.completion.chunk" if self.kind == "chat" else "text_completion",
+                "model": self.call.model,
+                "choices": [choice],
+            }
+            await self._emit(orjson.dumps(obj))
+
+
+def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
+    """Insert released ``text`` of ``channel`` in front of what choice ``ch`` already carries."""
+    if kind != "chat":
+        ch["text"] = text + (ch.get("text") or "")
+        return
+    delta = ch.setdefault("delta", {})
+    if ":tool" not in channel:
+        delta["content"] = text + (delta.get("content") or "")
+        return
+    tool_index = int(channel.rsplit(":tool", 1)[1])
+    calls = delta.setdefault("tool_calls", [])
+    for tc in calls:
+        if isinstance(tc, dict) and tc.get("index", 0) == tool_index:
+            fn = tc.setdefault("function", {})
+            fn["arguments"] = text + (fn.get("arguments") or "")
+            return
+    calls.append({"index": tool_index, "function": {"arguments": text}})
+
+
+def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str, Any], str, str]]:
+    out: list[tuple[dict[str, Any], str, str]] = []
+    if kind == "completions":
+        if isinstance(ch.get("text"), str):
+            out.append((ch, "text", str(idx)))
+        return out
+    delta = ch.get("delta")
+    if not isinstance(delta, dict):
+        return out
+    if isinstance(delta.get("content"), str):
+        out.append((delta, "content", str(idx)))
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for tc in calls:
+            fn = tc.get("function") if isinstance(tc, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                out.append((fn, "arguments", f"{idx}:tool{tc.get('index', 0)}"))
+    return out
+
+
+def _chunk_chars(choices: list[Any], kind: str) -> int:
+    n = 0
+    for ch in choices:
+        if isinstance(ch, dict):
+            for holder, key, _ in _chunk_refs(ch, kind, 0):
+                n += len(holder[key])
+    return n

@@ -1,0 +1,235 @@
+"""The OpenAI wire format: request validation, the texts guards scan, hardening, token counts.
+
+Requests stay plain dicts (parsed with orjson) and unknown fields pass through untouched, so
+tools/function calling, JSON mode and new provider options keep working. Only what Bastion relies
+on is validated; a wrong type is a 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bastion.gateway.errors import ApiError, bad_request
+
+KIND_PATH = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_MAX_MODEL_CHARS = 256
+
+#: (container, key): where one scannable text lives inside a request or response.
+TextRef = tuple[Any, Any]
+
+
+def parse(body: bytes, kind: str) -> dict[str, Any]:
+    """Parse and validate a request body for ``kind`` (chat | completions | embeddings)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad_request("the request body must be a JSON object")
+    model = data.get("model")
+    if not isinstance(model, str) or not model or len(model) > _MAX_MODEL_CHARS:
+        raise bad_request("'model' must be a non-empty string", param="model")
+    _VALIDATORS[kind](data)
+    return data
+
+
+def _int_field(data: dict[str, Any], name: str, *, minimum: int) -> None:
+    v = data.get(name)
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < minimum):
+        raise bad_request(f"'{name}' must be an integer >= {minimum}", param=name)
+
+
+def _common(data: dict[str, Any]) -> None:
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean", param="stream")
+    _int_field(data, "n", minimum=1)
+    _int_field(data, "max_tokens", minimum=1)
+    _int_field(data, "max_completion_tokens", minimum=1)
+    _int_field(data, "top_logprobs", minimum=0)
+    so = data.get("stream_options")
+    if so is not None and not isinstance(so, dict):
+        raise bad_request("'stream_options' must be an object", param="stream_options")
+
+
+def _validate_chat(data: dict[str, Any]) -> None:
+    _common(data)
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in _ROLES:
+            raise bad_request(f"messages[{i}] must be an object with a valid 'role'", param=f"messages[{i}]")
+        c = m.get("content")
+        if c is not None and not isinstance(c, str | list):
+            raise bad_request(
+                f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content"
+            )
+        if isinstance(c, list):
+            for j, part in enumerate(c):
+                if not isinstance(part, dict) or ("text" in part and not isinstance(part["text"], str)):
+                    raise bad_request(
+                        f"messages[{i}].content[{j}] is malformed", param=f"messages[{i}].content"
+                    )
+    lp = data.get("logprobs")
+    if lp is not None and not isinstance(lp, bool):
+        raise bad_request("'logprobs' must be a boolean", param="logprobs")
+
+
+def _text_list(data: dict[str, Any], name: str) -> None:
+    v = data.get(name)
+    if isinstance(v, str):
+        return
+    if isinstance(v, list) and v:
+        if all(isinstance(x, str) for x in v):
+            return
+        if all(isinstance(x, int | list) for x in v):
+            raise ApiError(
+                422,
+                f"token-array '{name}' cannot be scanned by the gateway's guards; send text",
+                "unscannable_input",
+                name,
+            )
+    raise bad_request(f"'{name}' must be a string or a non-empty array of strings", param=name)
+
+
+def _validate_completions(data: dict[str, Any]) -> None:
+    _common(data)
+    _text_list(data, "prompt")
+    _int_field(data, "logprobs", minimum=0)
+
+
+def _validate_embeddings(data: dict[str, Any]) -> None:
+    _text_list(data, "input")
+    _int_field(data, "dimensions", minimum=1)
+
+
+_VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "chat": _validate_chat,
+    "completions": _validate_completions,
+    "embeddings": _validate_embeddings,
+}
+
+
+# -- texts -----------------------------------------------------------------------------------
+
+
+def input_refs(data: dict[str, Any], kind: str) -> list[TextRef]:
+    """Where each prompt text lives (message contents, text parts, tool-call arguments, prompts)."""
+    if kind == "chat":
+        return list(_chat_input_refs(data["messages"]))
+    key = "prompt" if kind == "completions" else "input"
+    v = data[key]
+    return [(data, key)] if isinstance(v, str) else [(v, i) for i in range(len(v))]
+
+
+def _chat_input_refs(messages: list[dict[str, Any]]) -> Iterator[TextRef]:
+    for m in messages:
+        c = m.get("content")
+        if isinstance(c, str):
+            yield (m, "content")
+        elif isinstance(c, list):
+            for part in c:
+                if isinstance(part.get("text"), str):
+                    yield (part, "text")
+        yield from _tool_call_refs(m)
+
+
+def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        for tc in calls:
+            fn = tc.get("function") if isinstance(tc, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                yield (fn, "arguments")
+
+
+def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
+    """Where each generated text lives in a (non-streamed) response."""
+    out: list[TextRef] = []
+    choices = resp.get("choices")
+    if kind == "embeddings" or not isinstance(choices, list):
+        return out
+    for ch in choices:
+        if not isinstance(ch, dict):
+            continue
+        if kind == "completions":
+            if isinstance(ch.get("text"), str):
+                out.append((ch, "text"))
+            continue
+        msg = ch.get("message")
+        if isinstance(msg, dict):
+            if isinstance(msg.get("content"), str):
+                out.append((msg, "content"))
+            out.extend(_tool_call_refs(msg))
+    return out
+
+
+def texts(refs: list[TextRef]) -> list[str]:
+    return [c[k] for c, k in refs]
+
+
+def replace(refs: list[TextRef], new: tuple[str, ...]) -> None:
+    for (c, k), text in zip(refs, new, strict=True):
+        c[k] = text
+
+
+# -- hardening and accounting ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hardening:
+    max_n: int
+    max_tokens: int
+
+
+def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: bool) -> list[str]:
+    """Apply the model-theft defences in place; return what was changed (for the ledger)."""
+    notes: list[str] = []
+    if kind == "embeddings":
+        return notes
+    if not allow_logprobs and (data.get("logprobs") or data.get("top_logprobs")):
+        data.pop("logprobs", None)
+        data.pop("top_logprobs", None)
+        notes.append("logprobs_stripped")
+    n = data.get("n")
+    if isinstance(n, int) and n > h.max_n:
+        data["n"] = h.max_n
+        notes.append("n_capped")
+    for name in ("max_tokens", "max_completion_tokens"):
+        v = data.get(name)
+        if isinstance(v, int) and v > h.max_tokens:
+            data[name] = h.max_tokens
+            notes.append(f"{name}_capped")
+    return notes
+
+
+def strip_logprobs(resp: dict[str, Any]) -> bool:
+    """Remove log-probabilities from a response or chunk; True when there were any."""
+    found = False
+    for ch in resp.get("choices") or ():
+        if isinstance(ch, dict) and ch.get("logprobs") is not None:
+            ch["logprobs"] = None
+            found = True
+    return found
+
+
+def estimate_tokens(chars: int) -> int:
+    return math.ceil(chars / 4)
+
+
+def usage_of(resp: dict[str, Any]) -> tuple[int, int] | None:
+    """(prompt_tokens, completion_tokens) from a response's ``usage``, when present and sane."""
+    u = resp.get("usage")
+    if not isinstance(u, dict):
+        return None
+    p, c = u.get("prompt_tokens", 0), u.get("completion_tokens", 0)
+    if isinstance(p, int) and isinstance(c, int) and p >= 0 and c >= 0:
+        return p, c
+    return None

@@ -1,0 +1,277 @@
+"""Test harness for the gateway: in-memory fakes of its components, a live uvicorn server in a
+thread, and a misbehaving upstream server (refuses, hangs, 5xx, garbage, truncates, drips)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from bastion.config import Settings, load_settings
+from bastion.domain.access import Decision, Operation, Resource
+from bastion.domain.events import AuditEvent
+from bastion.domain.identity import Authentication, AuthMethod, KeyScope, Principal, PrincipalKind, Role
+from bastion.errors import AuthenticationError, StoreError
+from bastion.gateway import GatewayApp, GatewayComponents, create_gateway
+
+
+def principal(pid: str, *roles: Role, team: str | None = None) -> Principal:
+    return Principal(id=pid, kind=PrincipalKind.USER, name=pid, roles=frozenset(roles), team=team)
+
+
+@dataclass
+class FakeAuthenticator:
+    keys: dict[str, Authentication] = field(default_factory=dict)
+    store_down: bool = False
+
+    def add(self, key: str, p: Principal, scope: KeyScope = KeyScope()) -> str:
+        self.keys[key] = Authentication(
+            principal=p, method=AuthMethod.API_KEY, key_id=f"kid-{key}", scope=scope
+        )
+        return key
+
+    async def authenticate(self, credential: str, client_ip: str) -> Authentication:
+        if self.store_down:
+            raise StoreError("database down")
+        try:
+            return self.keys[credential]
+        except KeyError:
+            raise AuthenticationError("unknown key") from None
+
+
+class FakeAuthorizer:
+    """Deny by default; users/ML engineers invoke shared and own-team models; ML engineers get logprobs."""
+
+    def is_authorized(
+        self, principal: Principal, operation: Operation, resource: Resource, *, scope: KeyScope | None = None
+    ) -> Decision:
+        roles = principal.roles
+        if scope and scope.models and resource.type == "model" and resource.id not in scope.models:
+            return Decision(False, ("key-scope",), ("key limited",))
+        if Role.ADMIN in roles:
+            return Decision(True, ("admin",))
+        team = resource.attributes.get("team")
+        if operation is Operation.MODEL_LIST:
+            return Decision(bool(roles), ("list",))
+        if operation is Operation.MODEL_INVOKE and roles & {Role.USER, Role.ML_ENGINEER}:
+            ok = team == "shared" or (team is not None and team == principal.team)
+            return Decision(ok, ("invoke",), () if ok else ("not your team's model",))
+        if operation is Operation.MODEL_LOGPROBS and Role.ML_ENGINEER in roles:
+            return Decision(True, ("logprobs",))
+        return Decision(False, ("deny-by-default",), ("no policy permits this",))
+
+
+@dataclass
+class MemoryAudit:
+    events: list[AuditEvent] = field(default_factory=list)
+    fail: bool = False
+
+    async def arecord(self, event: AuditEvent) -> object:
+        if self.fail:
+            raise StoreError("ledger down")
+        await asyncio.sleep(0)
+        self.events.append(event)
+        return len(self.events)
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[AuditEvent]:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.events)
+
+
+@dataclass
+class Ready:
+    ok: bool = True
+
+    async def ready(self) -> bool:
+        return self.ok
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a thread; yield its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Live:
+    url: str
+    app: GatewayApp
+    auth: FakeAuthenticator
+    audit: MemoryAudit
+    ready: Ready
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+
+def gateway_settings(**gateway: Any) -> Settings:
+    return load_settings(None, gateway=gateway)
+
+
+@contextlib.contextmanager
+def live_gateway(settings: Settings, **components: Any) -> Iterator[Live]:
+    auth, audit, ready = FakeAuthenticator(), MemoryAudit(), Ready()
+    comps = GatewayComponents(
+        authenticator=auth, authorizer=FakeAuthorizer(), audit=audit, readiness=ready, **components
+    )
+    app = create_gateway(settings, comps)
+    with serve(app) as url:
+        yield Live(url, app, auth, audit, ready)
+
+
+# -- a misbehaving upstream -------------------------------------------------------------------------
+
+CHAT_OK = (
+    b'{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
+)
+
+
+def _chunk(text: str) -> bytes:
+    return (
+        b'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+        b'"delta":{"content":"' + text.encode() + b'"},"finish_reason":null}]}\n\n'
+    )
+
+
+class BadUpstream:
+    """A raw asyncio HTTP server; the first path segment picks the misbehaviour.
+
+    ok, fail500, garbage, hang, truncate, drip, slowstream, status<N>. ``closed`` counts connections
+    that the gateway closed while the server was still sending (cancellation reached upstream).
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[tuple[str, bytes]] = []
+        self.closed_early = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = threading.Event()
+
+    def base(self, mode: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{mode}/v1"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._server = server
+        self._started.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> BadUpstream:
+        self._thread.start()
+        self._started.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        def stop() -> None:
+            self._server.close()
+            for t in asyncio.all_tasks(self._loop):
+                t.cancel()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(stop)
+        self._thread.join(5)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                length = 0
+                for line in lines[1:]:
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append((path, body))
+                mode = path.strip("/").split("/")[0]
+                if not await self._respond(mode, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _respond(self, mode: str, w: asyncio.StreamWriter) -> bool:
+        def head(status: int, ctype: str, length: int | None, extra: str = "") -> bytes:
+            h = f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\n{extra}"
+            h += f"content-length: {length}\r\n" if length is not None else "connection: close\r\n"
+            return (h + "\r\n").encode()
+
+        if mode == "ok":
+            w.write(head(200, "application/json", len(CHAT_OK)) + CHAT_OK)
+        elif mode == "fail500":
+            body = b'{"error":{"message":"boom sk-secret-provider-key"}}'
+            w.write(head(500, "application/json", len(body)) + body)
+        elif mode.startswith("status"):
+            status = int(mode[6:])
+            body = b'{"error":{"message":"upstream says no","type":"x"}}'
+            w.write(head(status, "application/json", len(body), "retry-after: 7\r\n") + body)
+        elif mode == "garbage":
+            w.write(head(200, "application/json", 9) + b"not json!")
+        elif mode == "hang":
+            await asyncio.sleep(3600)
+        elif mode == "truncate":
+            w.write(head(200, "text/event-stream", None) + _chunk("Hello") + _chunk(" wor"))
+            await w.drain()
+            return False
+        elif mode == "drip":
+            w.write(head(200, "text/event-stream", None))
+            await w.drain()
+            for b in _chunk("drip") * 100:
+                w.write(bytes([b]))
+                await w.drain()
+                await asyncio.sleep(0.2)
+            return False
+        elif mode == "slowstream":
+            w.write(head(200, "text/event-stream", None))
+            try:
+                for i in range(200):
+                    w.write(_chunk(f"part{i} "))
+                    await w.drain()
+                    await asyncio.sleep(0.05)
+            except ConnectionError:
+                self.closed_early += 1
+                return False
+            w.write(b"data: [DONE]\n\n")
+            return False
+        await w.drain()
+        return True
