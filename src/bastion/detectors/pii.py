@@ -30,8 +30,9 @@ from stdnum.nl import bsn
 from stdnum.pl import pesel
 from stdnum.us import ssn
 
-from bastion.detectors.interface import Direction, ScanContext, detectors
+from bastion.detectors.interface import Direction, ScanContext
 from bastion.domain.findings import Finding, Severity, Span
+from bastion.errors import ConfigError
 
 NAME = "pii"
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "PL")
@@ -281,17 +282,31 @@ _SCORES = {"street_address": 0.6, "person_name": 0.5}
 
 
 class PiiDetector:
-    """Registered as ``pii``. ``context.options['pii.regions']`` (list of ISO regions) tunes phone parsing."""
+    """Registered as ``pii``.
+
+    ``regions``: ISO regions whose national phone formats are recognised (international ``+`` numbers
+    always are); ``entities``: report only these entity types (default: all).
+    """
 
     name = NAME
     directions = frozenset({Direction.INPUT, Direction.OUTPUT})
 
+    def __init__(
+        self, regions: Sequence[str] = DEFAULT_REGIONS, entities: Sequence[str] | None = None
+    ) -> None:
+        if isinstance(regions, str) or not all(isinstance(r, str) and len(r) == 2 for r in regions):
+            raise ConfigError("pii.regions must be a list of two-letter ISO region codes")
+        self.regions = tuple(r.upper() for r in regions)
+        known = {p.entity for p in PATTERNS} | {"phone"}
+        if entities is not None and (isinstance(entities, str) or not set(entities) <= known):
+            raise ConfigError(f"pii.entities must be a list drawn from {sorted(known)}")
+        self.entities = frozenset(entities) if entities is not None else frozenset(known)
+
     def scan(self, text: str, context: ScanContext) -> Sequence[Finding]:
-        regions = context.options.get("pii.regions", DEFAULT_REGIONS)
-        if not isinstance(regions, list | tuple) or not all(isinstance(r, str) for r in regions):
-            regions = DEFAULT_REGIONS
         findings = []
-        for e in find_entities(text, regions):
+        for e in find_entities(text, self.regions):
+            if e.entity not in self.entities:
+                continue
             score = _SCORES.get(e.entity, 0.8)
             findings.append(
                 Finding(
@@ -310,6 +325,3 @@ class PiiDetector:
 def patterns() -> tuple[str, ...]:
     """Every pattern (for the linear-time test)."""
     return tuple(p.pattern for p in PATTERNS)
-
-
-detectors.add(NAME, PiiDetector)

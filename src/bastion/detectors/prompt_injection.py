@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from bastion.detectors.decoding import find_payloads
 from bastion.detectors.features import HASH_DIM, N_FEATURES, Analysis, vectorize
-from bastion.detectors.interface import Direction, ScanContext, detectors
+from bastion.detectors.interface import Direction, ScanContext
 from bastion.detectors.windows import windows
 from bastion.domain.findings import Finding, Severity, Span
 from bastion.errors import DetectorError
@@ -167,10 +167,10 @@ class PromptInjectionDetector:
 
     def _main_finding(self, a: Assessment, offset: int, length: int) -> Finding:
         hits = sorted(a.analysis.hits, key=lambda h: -h.rule.weight)
-        spans = tuple(
-            Span(offset + s.start, offset + s.end)
-            for s in (a.analysis.folded.span(h.start, h.end) for h in hits)
-        ) or (Span(offset, offset + length),)
+        rule_spans = (a.analysis.folded.span(h.start, h.end) for h in hits)
+        spans = tuple(dict.fromkeys(Span(offset + s.start, offset + s.end) for s in rule_spans)) or (
+            Span(offset, offset + length),
+        )
         if hits:
             top = hits[0].rule
             ftype = f"{top.kind}.{top.name}"
@@ -215,6 +215,3 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
-
-
-detectors.add(NAME, PromptInjectionDetector)
