@@ -198,14 +198,18 @@ class BadUpstream:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        def stop() -> None:
+        async def shutdown() -> None:
             self._server.close()
-            for t in asyncio.all_tasks(self._loop):
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
                 t.cancel()
-            self._loop.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._server.wait_closed()
 
-        self._loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -229,6 +233,7 @@ class BadUpstream:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+                await writer.wait_closed()
 
     async def _respond(self, mode: str, w: asyncio.StreamWriter) -> bool:
         def head(status: int, ctype: str, length: int | None, extra: str = "") -> bytes:
