@@ -184,23 +184,29 @@ class EncodedEvent:
         return (self.head + prev_hex + self.mid + str(seq) + self.tail_a + time + self.tail_b).encode("utf-8")
 
 
+def _text(value: object, name: str) -> str:
+    if type(value) is not str:
+        raise InputError(f"the event's {name} must be a string")
+    if not value.isascii():
+        _check_str(value)
+    text: str = _encode_str(value)
+    return text
+
+
 def encode_event(event: AuditEvent) -> EncodedEvent:
     """Validate and pre-encode ``event``; :class:`InputError` for anything the ledger cannot hold."""
+    attributes = canonical_json(event.attributes) if event.attributes else "{}"
     head = (
         '{"actor":'
-        + canonical_json(event.actor)
+        + _text(event.actor, "actor")
         + ',"attributes":'
-        + canonical_json(dict(event.attributes))
+        + attributes
         + ',"outcome":'
-        + canonical_json(event.outcome)
+        + _text(event.outcome, "outcome")
         + ',"prev":"'
     )
     tail_a = (
-        ',"tag":'
-        + canonical_json(event.tag.value)
-        + ',"target":'
-        + canonical_json(event.target)
-        + ',"time":"'
+        ',"tag":' + _text(event.tag.value, "tag") + ',"target":' + _text(event.target, "target") + ',"time":"'
     )
     return EncodedEvent(event, head, '","seq":', tail_a, f'","v":{FORMAT_VERSION}}}')
 
