@@ -92,7 +92,9 @@ def test_unknown_record(vault: ContentVault) -> None:
         vault.read(GATEWAY, "nope")
 
 
-def test_rewrap_after_rotation_then_retire(vault: ContentVault, keyring: LocalKeyring, engine: Engine) -> None:
+def test_rewrap_after_rotation_then_retire(
+    vault: ContentVault, keyring: LocalKeyring, engine: Engine
+) -> None:
     a = vault.record_call(GATEWAY, "s1", "c1", prompt="one")
     b = vault.record_call(GATEWAY, "s2", "c2", prompt="two")
     vault.erase(SECADMIN, "s2")
