@@ -18,9 +18,12 @@ SEG = 1024
 
 
 def _setup() -> tuple[LocalKeyring, bytes, bytes]:
+    import atexit
+    import shutil
     import tempfile
 
     d = Path(tempfile.mkdtemp(prefix="bastion-prop-"))
+    atexit.register(shutil.rmtree, d, True)
     ring = LocalKeyring(d / "ring.json", "pw", scrypt_n=MIN_SCRYPT_N)
     ring.create_key("k1")
     data = os.urandom(3 * SEG + 100)  # three full segments and a short last one
