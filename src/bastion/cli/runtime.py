@@ -1,10 +1,17 @@
-"""What CLI commands share: reading the settings the root ``--config`` option points at."""
+"""What CLI commands share: the settings the root ``--config`` option points at, the services
+built from them, and the actor name under which a CLI change is recorded in the ledger."""
 
 from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
 from bastion.config import Settings, load_settings
+from bastion.services.runtime import Runtime
 
 
 def settings_from(ctx: typer.Context) -> Settings:
@@ -12,3 +19,22 @@ def settings_from(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
     path = (root.obj or {}).get("config") if root.obj else None
     return load_settings(path)
+
+
+@contextmanager
+def runtime_from(ctx: typer.Context) -> Iterator[Runtime]:
+    """The services for this invocation, closed (ledger flushed) when the command ends."""
+    rt = Runtime.open(settings_from(ctx))
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def cli_actor() -> str:
+    """Who ran this command, as recorded in the ledger (``cli:<os user>``)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}"
