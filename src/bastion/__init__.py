@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from bastion.version import __version__
+
 __all__ = ["__version__", "scan_document", "scan_output", "scan_prompt"]
 
 if TYPE_CHECKING:

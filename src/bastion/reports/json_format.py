@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bastion import __version__
 from bastion.domain.findings import Severity
 from bastion.domain.reports import ScanReport
 from bastion.reports.interface import formats
+from bastion.version import __version__
 
 
 def report_to_dict(report: ScanReport) -> dict[str, Any]:

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bastion import __version__
 from bastion.domain.findings import Finding, Severity
 from bastion.domain.reports import ScanReport, TargetResult
 from bastion.reports.interface import formats
+from bastion.version import __version__
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {
