@@ -79,7 +79,8 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map Bastion errors to exit codes (the one place that does so)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns the code of a typer.Exit instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
     except BastionError as e:
         err.print(f"[bold red]error[/] \\[{e.code}]: {escape(e.diagnostics())}", highlight=False)
         return EXIT_USAGE if isinstance(e, ConfigError | InputError) else EXIT_ERROR
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return EXIT_USAGE
         raise
-    return EXIT_OK
+    return rc if isinstance(rc, int) else EXIT_OK
 
 
 if __name__ == "__main__":
