@@ -122,14 +122,14 @@ class Verifier:
         for record in batch:
             seq, time, tag, actor, data, stored_leaf = record
             pos = cr.size
-            leaf = _sha256(b"\x00" + data).digest()
             if self._pending is not None:
-                self._resolve(record, leaf)
+                self._resolve(record)
                 return
             try:
+                leaf = _sha256(b"\x00" + data).digest()
                 obj = _loads(data)
-            except orjson.JSONDecodeError:
-                self._anomaly(_Anomaly(pos, record, None, leaf, "entry", "is not valid UTF-8 JSON"))
+            except (TypeError, orjson.JSONDecodeError):
+                self._anomaly(_Anomaly(pos, record, None, b"", "entry", "is not valid UTF-8 JSON bytes"))
                 break
             if (
                 seq != pos
@@ -206,7 +206,7 @@ class Verifier:
         else:
             self._bad = (a.pos, f"entry {a.pos} {a.detail}")
 
-    def _resolve(self, nxt: EntryRecord | None, _next_leaf: bytes | None) -> None:
+    def _resolve(self, nxt: EntryRecord | None) -> None:
         a = self._pending
         assert a is not None and a.obj is not None
         self._pending = None
@@ -215,7 +215,7 @@ class Verifier:
             try:
                 nobj = _loads(nxt[4])
                 next_links_here = type(nobj) is dict and nobj.get("prev") == a.leaf.hex()
-            except orjson.JSONDecodeError:
+            except (TypeError, orjson.JSONDecodeError):
                 next_links_here = False
         p = a.pos
         if a.problem == "seq":
@@ -241,7 +241,7 @@ class Verifier:
     def finish(self, heads: Iterable[TreeHead], keys: dict[str, Ed25519PublicKey]) -> VerifyReport:
         """Check the tree heads and return the report."""
         if self._pending is not None:
-            self._resolve(None, None)
+            self._resolve(None)
         n = self._range.size
         ordered = sorted(heads, key=lambda h: h.tree_size)
         problems: list[tuple[int | None, str, int | None]] = []

@@ -429,7 +429,11 @@ class AuditLog:
         with repo.LedgerReader(self._engine) as reader:
             heads = reader.tree_heads()
             nodes = reader.stored_nodes()
-            report = verify_records(reader.scan(), heads, self._keys, nodes)
+            scan = reader.scan()
+            try:
+                report = verify_records(scan, heads, self._keys, nodes)
+            finally:
+                scan.close()
         if actor is not None:
             self.record(
                 AuditEvent(

@@ -11,7 +11,7 @@ ONLY`` on PostgreSQL), with batched fetches and a server-side cursor for full sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -219,8 +219,11 @@ class LedgerReader:
         )
         return [_record(r) for r in reversed(rows)]
 
-    def scan(self, batch: int = 20_000) -> Iterator[list[EntryRecord]]:
-        """Every entry in seq order, in batches (a server-side cursor on PostgreSQL)."""
+    def scan(self, batch: int = 20_000) -> Generator[list[EntryRecord], None, None]:
+        """Every entry in seq order, in batches (a server-side cursor on PostgreSQL).
+
+        Close the generator (or exhaust it) before closing the reader.
+        """
         sql = "SELECT seq, timestamp, tag, actor, canonical, leaf_hash FROM ledger_entries ORDER BY seq"
         try:
             if self._sqlite:
@@ -228,17 +231,22 @@ class LedgerReader:
             else:
                 cur = self._raw.driver_connection.cursor(name="bastion_ledger_scan")  # type: ignore[union-attr]
             cur.execute(sql)
+        except Exception as e:
+            raise StoreError(f"reading the ledger failed: {e.__class__.__name__}: {e}") from e
+        try:
             while True:
-                rows = cur.fetchmany(batch)
+                try:
+                    rows = cur.fetchmany(batch)
+                except Exception as e:
+                    raise StoreError(f"reading the ledger failed: {e.__class__.__name__}: {e}") from e
                 if not rows:
                     break
                 if self._sqlite:
                     yield list(rows)
                 else:
                     yield [(r[0], r[1], r[2], r[3], bytes(r[4]), bytes(r[5])) for r in rows]
+        finally:
             cur.close()
-        except Exception as e:
-            raise StoreError(f"reading the ledger failed: {e.__class__.__name__}: {e}") from e
 
 
 def _record(r: Sequence[Any]) -> EntryRecord:

@@ -190,3 +190,15 @@ def test_garbage_entries_are_named() -> None:
     assert run(log, recs).first_bad_seq == 2
     recs[2] = record_of(b'{"a":1}')
     assert run(log, recs).first_bad_seq == 2
+
+
+def test_wrongly_typed_stored_values_are_named() -> None:
+    # SQLite columns are dynamically typed: a hand edit can leave text where bytes belong.
+    log = make_log(5)
+    recs = [e.record() for e in log.entries]
+    seq, time, tag, actor, data, leaf = recs[3]
+    recs[3] = (seq, time, tag, actor, data.decode(), leaf)  # type: ignore[assignment]
+    assert run(log, recs).first_bad_seq == 3
+    recs = [e.record() for e in log.entries]
+    recs[2] = (2, 12345, tag, actor, recs[2][4], recs[2][5])  # type: ignore[assignment]
+    assert run(log, recs).first_bad_seq == 2
