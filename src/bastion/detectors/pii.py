@@ -38,9 +38,10 @@ NAME = "pii"
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "PL")
 STRUCTURED = ("email", "phone", "payment_card", "iban", "national_id", "ip_address")
 
-_CTX = r"(?i:ssn|social\s+security|bsn|burgerservicenummer|cpf|pesel|aadhaar|nino|national\s+insurance|" \
-    r"id\s+number|identification|personalausweis|steuer-?id|nir|numéro\s+de\s+sécurité|dni|nie|codice\s+fiscale)" \
-    r"\D{0,30}"  # fmt: skip
+
+def _ctx(words: str) -> str:
+    """A keyword that must precede a bare-digit ID (bare digits alone are too ambiguous)."""
+    return rf"(?i:{words})[^0-9\n]{{0,30}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,7 @@ PATTERNS: tuple[_Pattern, ...] = (
         _ok(lambda s: std_iban.is_valid(_alnum_upper(s))),
     ),
     _Pattern("national_id", "us.ssn", r"\b(\d{3}-\d{2}-\d{4})\b", 1, _ok(ssn.is_valid)),
-    _Pattern("national_id", "us.ssn", rf"{_CTX}\b(\d{{9}})\b", 1, _ok(ssn.is_valid)),
+    _Pattern("national_id", "us.ssn", _ctx("ssn|social security") + r"\b(\d{9})\b", 1, _ok(ssn.is_valid)),
     _Pattern(
         "national_id",
         "gb.nino",
@@ -156,9 +157,15 @@ PATTERNS: tuple[_Pattern, ...] = (
     _Pattern("national_id", "es.dni", r"\b(\d{8}-?[A-Z])\b", 1, _ok(dni.is_valid)),
     _Pattern("national_id", "es.nie", r"\b([XYZ]-?\d{7}-?[A-Z])\b", 1, _ok(nie.is_valid)),
     _Pattern("national_id", "br.cpf", r"\b(\d{3}\.\d{3}\.\d{3}-\d{2})\b", 1, _ok(cpf.is_valid)),
-    _Pattern("national_id", "br.cpf", rf"{_CTX}\b(\d{{11}})\b", 1, _ok(cpf.is_valid)),
-    _Pattern("national_id", "pl.pesel", rf"{_CTX}\b(\d{{11}})\b", 1, _ok(pesel.is_valid)),
-    _Pattern("national_id", "nl.bsn", rf"{_CTX}\b(\d{{9}})\b", 1, _ok(bsn.is_valid)),
+    _Pattern("national_id", "br.cpf", _ctx("cpf") + r"\b(\d{11})\b", 1, _ok(cpf.is_valid)),
+    _Pattern("national_id", "pl.pesel", _ctx("pesel") + r"\b(\d{11})\b", 1, _ok(pesel.is_valid)),
+    _Pattern(
+        "national_id",
+        "nl.bsn",
+        _ctx("bsn|burgerservicenummer|sofinummer") + r"\b(\d{9})\b",
+        1,
+        _ok(bsn.is_valid),
+    ),
     _Pattern("national_id", "in.aadhaar", r"\b([2-9]\d{3} \d{4} \d{4})\b", 1, _ok(aadhaar.is_valid)),
     _Pattern("ip_address", "ipv4", r"\b((?:\d{1,3}\.){3}\d{1,3})\b", 1, _valid_ip),
     _Pattern(
@@ -208,7 +215,7 @@ PATTERNS: tuple[_Pattern, ...] = (
         lambda s: True,
     ),
 )
-_PRIORITY = {"payment_card": 0, "iban": 1, "national_id": 2, "email": 3, "phone": 4, "ip_address": 5}
+_PRIORITY = {"payment_card": 0, "iban": 1, "national_id": 2, "email": 3, "ip_address": 4, "phone": 5}
 
 
 @cache

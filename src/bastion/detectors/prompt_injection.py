@@ -33,7 +33,7 @@ from bastion.errors import DetectorError
 NAME = "prompt_injection"
 WINDOW = 1000
 OVERLAP = 200
-REPORT_AT = 0.4  # calibrated score from which a window is reported
+REPORT_AT = 0.5  # calibrated score from which a window is reported (the flag threshold)
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,7 +186,7 @@ class SecretsDetector:
                         type=f"secret.{pat.kind}",
                         score=pat.score,
                         severity=Severity.HIGH if pat.score >= 0.85 else Severity.MEDIUM,
-                        message=f"a {pat.provider} secret ({pat.kind.replace('_', ' ')})",
+                        message=f"{pat.provider} secret: {pat.kind.replace('_', ' ')}",
                         spans=(span,),
                         hint="Remove the secret and rotate it; it may already be exposed.",
                         metadata={"provider": pat.provider},
