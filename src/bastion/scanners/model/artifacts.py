@@ -177,6 +177,8 @@ def _dispatch(data: bytes, name: str, location: str, st: _FileState, depth: int,
         st.errors.append(f"{location}: structure nested too deeply")
     except MemoryError:
         st.errors.append(f"{location}: out of memory while analysing")
+    except Exception as e:  # noqa: BLE001 - a scanner bug must fail closed for this file, not crash the scan
+        st.errors.append(f"{location}: internal scanner error ({type(e).__name__}: {e})")
 
 
 def _analyse(data: bytes, name: str, location: str, st: _FileState, depth: int, path: Path | None) -> None:

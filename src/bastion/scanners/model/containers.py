@@ -214,10 +214,17 @@ def scan_tar(
 def decompress(data: bytes, kind: str, limits: ScanLimits) -> bytes:
     """Decompress a gzip/bzip2/xz stream, refusing to grow past the member limit or the ratio."""
     cap = min(limits.max_member_bytes, max(1 << 20, int(len(data) * limits.max_compression_ratio)))
-    opener = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
+    buf = io.BytesIO(data)
+    stream: IO[bytes]
+    if kind == "gzip":
+        stream = gzip.GzipFile(fileobj=buf)  # noqa: SIM115 - closed by the `with` below
+    elif kind == "bzip2":
+        stream = bz2.BZ2File(buf)
+    else:
+        stream = lzma.LZMAFile(buf)
     try:
-        with opener(io.BytesIO(data)) as fh:
-            out = fh.read(cap + 1)
+        with stream:
+            out = stream.read(cap + 1)
     except (OSError, EOFError, lzma.LZMAError, ValueError) as e:
         raise ArchiveError(f"{kind} stream is invalid: {e}") from None
     if len(out) > cap:

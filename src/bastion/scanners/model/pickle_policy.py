@@ -106,6 +106,7 @@ _DANGEROUS_MODULES: dict[str, str] = {
     "sqlite3": "opens databases",
     "logging": "logging.config.listen runs code",
     "operator": "attrgetter/methodcaller reach any attribute (gadget chains)",
+    "_operator": "attrgetter/methodcaller reach any attribute (gadget chains)",
     "functools": "partial/reduce build call chains from allowed callables",
     "numpy.testing": "numpy.testing runs subprocesses",
     "numpy.f2py": "compiles and runs code",
