@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from hypothesis import given, settings
@@ -21,8 +22,8 @@ CTX = ScanContext(
 
 # Text with the characters detectors care about: tags, zero-width, bidi, homoglyphs, digits, URLs, escapes.
 ALPHABET = st.sampled_from(
-    list("abcxyzIGNOREignore0123456789 .:/@-_=+!?[]()<>{}\"'\n\t\x1b")
-    + [
+    [
+        *"abcxyzIGNOREignore0123456789 .:/@-_=+!?[]()<>{}\"'\n\t\x1b",
         "\u200b",
         "\u202e",
         "а",
@@ -69,7 +70,7 @@ def test_windows_cover_the_text(length: int, size: int, overlap: int) -> None:
     spans = list(windows(length, size, overlap))
     assert spans[0][0] == 0 and spans[-1][1] == length
     assert all(b - a <= size for a, b in spans)
-    assert all(n[0] <= p[1] for p, n in zip(spans, spans[1:], strict=False))
+    assert all(n[0] <= p[1] for p, n in itertools.pairwise(spans))
 
 
 @settings(max_examples=60, deadline=None)

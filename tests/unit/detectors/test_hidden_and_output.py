@@ -91,7 +91,8 @@ def test_system_prompt_overlap() -> None:
     ctx = ScanContext(direction=Direction.OUTPUT, system_prompt=system)
     findings = CanaryDetector().scan(leaked, ctx)
     assert _types(findings) == {"leak.system_prompt"}
-    assert findings[0].metadata["words"] >= 20
+    words = findings[0].metadata["words"]
+    assert isinstance(words, int) and words >= 20
     assert CanaryDetector().scan("I can help with refunds; a human agent will call you.", ctx) == []
     assert overlap_runs("anything", "") == []
     with pytest.raises(ConfigError):
