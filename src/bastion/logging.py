@@ -48,6 +48,7 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
     """Configure structlog and the standard library root logger once for the process."""
     lvl = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=lvl, format="%(message)s", force=True)
+    logging.getLogger("alembic").setLevel(max(lvl, logging.WARNING))
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
