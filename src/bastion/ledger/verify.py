@@ -49,11 +49,15 @@ _loads = orjson.loads
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """The outcome of a full verification."""
+    """The outcome of a full verification.
+
+    ``entries_checked`` counts the entries found good (all of them when ``ok``); ``root_hash`` is the
+    recomputed root of the whole log when ``ok``; ``first_bad_seq`` names the first bad entry and
+    ``bad_tree_head`` the size of a tree head that failed (bad signature, wrong root, or beyond the end).
+    """
 
     ok: bool
     entries_checked: int
-    tree_size: int
     tree_heads_checked: int
     root_hash: bytes | None
     first_bad_seq: int | None = None
@@ -64,7 +68,6 @@ class VerifyReport:
         return {
             "ok": self.ok,
             "entries_checked": self.entries_checked,
-            "tree_size": self.tree_size,
             "tree_heads_checked": self.tree_heads_checked,
             "root_hash": self.root_hash.hex() if self.root_hash is not None else None,
             "first_bad_seq": self.first_bad_seq,
@@ -281,13 +284,13 @@ class Verifier:
             prev_size = head.tree_size
         if self._node_problem is not None:
             problems.append((None, self._node_problem, None))
-        root = self._range.root()
         if not problems:
-            return VerifyReport(True, n, n, checked, root)
+            root = self._range.root()
+            return VerifyReport(True, n, checked, root)
         with_seq = [p for p in problems if p[0] is not None]
         first_bad, reason, bad_head = min(with_seq, key=lambda p: p[0] or 0) if with_seq else problems[0]
         bad_head = bad_head or next((p[2] for p in problems if p[2] is not None), None)
-        return VerifyReport(False, n, n, checked, root, first_bad, reason, bad_head)
+        return VerifyReport(False, n, checked, None, first_bad, reason, bad_head)
 
 
 def verify_records(

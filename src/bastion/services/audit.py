@@ -48,7 +48,7 @@ from bastion.ledger.merkle import CompactRange, TreeReader
 from bastion.ledger.verify import VerifyReport, verify_records
 from bastion.store import ledger_repo as repo
 from bastion.store.engine import make_engine
-from bastion.store.schema import create_all
+from bastion.store.migrate import upgrade
 
 #: How long ``record`` waits for its commit before reporting failure (the writer normally answers in ms).
 RECORD_TIMEOUT_S = 120.0
@@ -175,16 +175,16 @@ class AuditLog:
 
     @classmethod
     def open(cls, settings: Settings) -> AuditLog:
-        """Open the ledger of ``settings``: engine, schema, and the signing key (created if missing)."""
+        """Open the ledger of ``settings``: engine, schema (migrated to the newest revision), signing key.
+
+        The key is created (mode 0600) if missing. Tests and the app may instead pass an engine and a
+        key to the constructor.
+        """
         engine = make_engine(settings.database_url, pool_size=settings.database.pool_size)
         try:
-            create_all(engine)
-        except SQLAlchemyError as e:
-            engine.dispose()
-            raise StoreError(f"cannot prepare the ledger tables: {e.__class__.__name__}: {e}") from e
-        try:
+            upgrade(engine)  # the same schema path as the server and the CLI (Alembic)
             key = load_or_create_signing_key(settings.signing_key_path)
-        except BastionError:
+        except BaseException:
             engine.dispose()
             raise
         return cls(engine, key, settings.ledger, owns_engine=True)
