@@ -156,7 +156,6 @@ def test_denied_decision_is_recorded(client: TestClient, runtime: Runtime, token
         "Bearer ",
         "Bearer " + "x" * 10000,
         "Bearer bst_'; DROP TABLE identity_api_keys; --",
-        "Bearer \u202e\u0000",
     ],
 )
 def test_bad_credentials_are_401_not_500(client: TestClient, header: str) -> None:
