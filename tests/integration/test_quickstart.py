@@ -1,0 +1,115 @@
+"""The README's quickstart path, end to end, as a user runs it: ``bastion serve`` on an empty directory
+prints a one-time admin key and a curl command; that curl makes a chat completion through Bastion;
+the CLI creates a key; the ledger verifies."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BASTION = [sys.executable, "-m", "bastion.cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[str], deadline_s: float = 60.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"bastion serve exited early with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("bastion serve did not become ready in time")
+
+
+def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
+    port = _free_port()
+    out_file = tmp_path / "serve.out"
+    with out_file.open("w") as out:
+        proc = subprocess.Popen(
+            [*BASTION, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        _wait_ready(port, proc)
+        printed = out_file.read_text()
+        key = re.search(r"(bst_[0-9a-f]{16}_[A-Za-z0-9_-]{43})", printed)
+        assert key, printed
+        assert (tmp_path / ".bastion" / "bastion.db").exists()
+        curl = printed[printed.index("curl -s") :].split("\n\n")[0]
+        if shutil.which("curl"):
+            done = subprocess.run(
+                ["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True
+            )
+            reply = json.loads(done.stdout)
+        else:  # the same request the printed command makes
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key.group(1)}"},
+                json={"model": "bastion-demo", "messages": [{"role": "user", "content": "Hello, Bastion!"}]},
+                timeout=30,
+            ).json()
+        assert reply["object"] == "chat.completion"
+        assert "Hello, Bastion!" in reply["choices"][0]["message"]["content"]
+
+        created = subprocess.run(
+            [*BASTION, "keys", "create", "--name", "app", "--role", "user", "--format", "json"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        app_key = json.loads(created.stdout)["key"]
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {app_key}"},
+            json={"model": "bastion-demo", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    verify = subprocess.run(
+        [*BASTION, "ledger", "verify", "--format", "json"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    report = json.loads(verify.stdout)
+    assert report["ok"] is True
+    assert report["entries_checked"] >= 5
