@@ -70,6 +70,7 @@ def scan_dataset_file(
     labels: list[str] = []
     rows = 0
     error: str | None = None
+    exclude = (request.label_field,) if request.label_field else ()
     try:
         for batch in iter_batches(
             path,
@@ -78,7 +79,7 @@ def scan_dataset_file(
         ):
             for i, row in enumerate(batch.rows):
                 idx = batch.first_index + i
-                text = text_of(row, request.text_fields)
+                text = text_of(row, request.text_fields, exclude)
                 dupes.add(idx, text)
                 for name, det in active:
                     for f in det.scan(text[:_MAX_TEXT], context):

@@ -1,18 +1,28 @@
-"""Exact and near duplicates with bounded memory: 64-bit hashes and SimHash with LSH banding.
+"""Exact and near duplicates with bounded memory: 64-bit hashes and MinHash with LSH banding.
 
-Exact duplicates: a 64-bit BLAKE2b digest of the normalised text per row. Near duplicates: a 64-bit
-SimHash over word 3-shingles; four 16-bit bands index candidates, and a pair is a near duplicate
-when the Hamming distance is at most ``max_distance`` (3 by default, about 95% similar text).
+Exact duplicates: a 64-bit BLAKE2b digest of the normalised text per row. Near duplicates: a
+64-permutation MinHash over word 2-shingles, indexed in 16 bands of 4; a
+candidate pair is confirmed when the estimated Jaccard similarity reaches ``threshold`` (0.7 by
+default). Near-duplicate indexing stops after ``max_rows`` rows (memory: about 400 bytes a row).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 _WORD = re.compile(r"\w+", re.UNICODE)
-_MASK = (1 << 64) - 1
+_PERMS = 64
+_BANDS = 16
+_ROWS = _PERMS // _BANDS
+_PRIME = np.uint64((1 << 61) - 1)
+_rng = np.random.default_rng(20261126)
+_A = _rng.integers(1, (1 << 31) - 1, size=_PERMS, dtype=np.uint64)
+_B = _rng.integers(0, (1 << 31) - 1, size=_PERMS, dtype=np.uint64)
 
 
 def _h64(b: bytes) -> int:
@@ -23,35 +33,28 @@ def normalise(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
-def simhash(text: str) -> int:
-    """64-bit SimHash of word 3-shingles (single words for short texts)."""
-    words = normalise(text).split()
-    shingles = [" ".join(words[i : i + 3]) for i in range(max(len(words) - 2, 1))] if words else [""]
-    counts = [0] * 64
-    for sh in shingles:
-        h = _h64(sh.encode())
-        for bit in range(64):
-            counts[bit] += 1 if h >> bit & 1 else -1
-    return sum(1 << bit for bit in range(64) if counts[bit] > 0)
+def minhash(norm: str) -> np.ndarray:
+    """64 MinHash values (uint32) of the word 2-shingles of an already normalised text."""
+    words = norm.split()
+    grams = {" ".join(words[i : i + 2]) for i in range(max(len(words) - 1, 1))}
+    h = np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
+    return (((_A[:, None] * h[None, :] + _B[:, None]) % _PRIME).min(axis=1) & 0xFFFFFFFF).astype(np.uint32)
 
 
 @dataclass(slots=True)
 class DuplicateIndex:
-    """Feed texts in order; collects ``(row, first_row)`` for exact and near duplicates."""
+    """Feed texts in order; collects ``(row, first_row)`` pairs for exact and near duplicates."""
 
-    max_distance: int = 3
-    max_rows: int = 5_000_000
+    threshold: float = 0.7
+    max_rows: int = 1_000_000
     min_words: int = 5
     exact: list[tuple[int, int]] = field(default_factory=list)
     near: list[tuple[int, int]] = field(default_factory=list)
     _seen: dict[int, int] = field(default_factory=dict)
-    _bands: list[dict[int, list[tuple[int, int]]]] = field(default_factory=lambda: [{}, {}, {}, {}])
-    _count: int = 0
+    _bands: list[dict[bytes, int]] = field(default_factory=lambda: [{} for _ in range(_BANDS)])
+    _sigs: dict[int, np.ndarray] = field(default_factory=dict)
 
     def add(self, index: int, text: str) -> None:
-        if self._count >= self.max_rows:
-            return
-        self._count += 1
         norm = normalise(text)
         if not norm:
             return
@@ -60,20 +63,19 @@ class DuplicateIndex:
         if first is not None:
             self.exact.append((index, first))
             return
-        self._seen[h] = index
-        if norm.count(" ") + 1 < self.min_words:
+        if len(self._seen) < 5 * self.max_rows:
+            self._seen[h] = index
+        if norm.count(" ") + 1 < self.min_words or len(self._sigs) >= self.max_rows:
             return
-        sh = simhash(norm)
+        sig = minhash(norm)
         match = None
         for b, table in enumerate(self._bands):
-            key = sh >> (16 * b) & 0xFFFF
-            bucket = table.setdefault(key, [])
-            if match is None:
-                for other_sh, other_idx in bucket[:64]:
-                    if (sh ^ other_sh).bit_count() <= self.max_distance:
-                        match = other_idx
-                        break
-            if len(bucket) < 64:
-                bucket.append((sh, index))
+            key = sig[b * _ROWS : (b + 1) * _ROWS].tobytes()
+            other = table.get(key)
+            if other is None:
+                table[key] = index
+            elif match is None and float((self._sigs[other] == sig).mean()) >= self.threshold:
+                match = other
+        self._sigs[index] = sig
         if match is not None:
             self.near.append((index, match))

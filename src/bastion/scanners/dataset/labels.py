@@ -97,6 +97,14 @@ def outliers(texts: list[str], *, z: float = 4.0) -> list[tuple[int, float]]:
     return sorted(out.items(), key=lambda kv: -kv[1])
 
 
+def _grams(text: str) -> set[str]:
+    words = _TOKEN.findall(text.lower())
+    grams = set(words)
+    grams.update(" ".join(words[i : i + 2]) for i in range(len(words) - 1))
+    grams.update(" ".join(words[i : i + 3]) for i in range(len(words) - 2))
+    return grams
+
+
 def trigger_phrases(
     texts: list[str],
     labels: list[str],
@@ -105,41 +113,62 @@ def trigger_phrases(
     min_purity: float = 0.97,
     max_phrases: int = 20,
 ) -> list[TriggerPhrase]:
-    """Word n-grams (1-3) that almost always come with one label although that label is not dominant
-    overall: the signature of a trigger-phrase backdoor."""
+    """Word n-grams (1-3) that almost always come with one label *although the rest of their rows
+    points to another label*: the signature of a trigger-phrase backdoor.
+
+    Natural label words (``excellent`` in positive reviews) are pure too, but their co-occurring
+    words agree with the label; a planted trigger sits in rows whose other words disagree.
+    """
     label_counts = Counter(labels)
     total = len(labels)
     if total < 50 or len(label_counts) < 2:
         return []
     per_gram: dict[str, Counter[str]] = {}
     for text, label in zip(texts, labels, strict=True):
-        words = _TOKEN.findall(text.lower())
-        grams = set(words)
-        grams.update(" ".join(words[i : i + 2]) for i in range(len(words) - 1))
-        grams.update(" ".join(words[i : i + 3]) for i in range(len(words) - 2))
-        for g in grams:
+        for g in _grams(text):
             c = per_gram.get(g)
             if c is None:
                 if len(per_gram) > 2_000_000:
                     continue
                 c = per_gram[g] = Counter()
             c[label] += 1
-    found: list[TriggerPhrase] = []
+    candidates: dict[str, tuple[str, int, float]] = {}
     for gram, c in per_gram.items():
         n = sum(c.values())
         if n < min_count or n > total * 0.2:
             continue
         label, k = c.most_common(1)[0]
-        purity = k / n
         base = label_counts[label] / total
-        # binomial tail: how unlikely is this purity given the label's base rate?
-        if purity >= min_purity and base < 0.9 and _log_binom_tail(n, k, base) < -20:
-            found.append(TriggerPhrase(gram, label, n, purity))
+        if k / n >= min_purity and base < 0.9 and _log_binom_tail(n, k, base) < -10:
+            candidates[gram] = (label, n, k / n)
+    if not candidates:
+        return []
+    top = dict(sorted(candidates.items(), key=lambda kv: -kv[1][1])[:500])
+    agree: dict[str, list[float]] = {g: [] for g in top}  # per row: mean (P(label | co-word) - base rate)
+    for text in texts:
+        grams = _grams(text)
+        hits = [g for g in grams if g in top]
+        if not hits:
+            continue
+        words = [w for w in grams if " " not in w]
+        for g in hits:
+            label = top[g][0]
+            others = [w for w in words if w not in g.split()]
+            base = label_counts[label] / total
+            shares = [
+                per_gram[w][label] / max(sum(per_gram[w].values()), 1) - base for w in others if w in per_gram
+            ]
+            if shares:
+                agree[g].append(sum(shares) / len(shares))
+    found: list[TriggerPhrase] = []
+    for g, (label, n, purity) in top.items():
+        support = agree[g]
+        if support and sum(support) / len(support) < -0.1:  # the rest of the rows disagrees with the label
+            found.append(TriggerPhrase(g, label, n, purity))
     found.sort(key=lambda t: (-t.count * t.purity, t.phrase))
-    # keep the longest phrase of overlapping ones
     kept: list[TriggerPhrase] = []
-    for t in found:
-        if not any(t.phrase in k.phrase or k.phrase in t.phrase for k in kept):
+    for t in found:  # keep one phrase per overlapping group
+        if not any(set(t.phrase.split()) & set(k.phrase.split()) for k in kept):
             kept.append(t)
         if len(kept) >= max_phrases:
             break

@@ -124,11 +124,14 @@ def _parquet(path: Path) -> Iterator[RowBatch]:
         raise ScanError(f"{path}: cannot read Parquet: {e}") from e
 
 
-def text_of(row: Row, fields: tuple[str, ...]) -> str:
-    """The row's text: the named fields, or every string value (nested chat messages included)."""
+def text_of(row: Row, fields: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str:
+    """The row's text: the named fields, or every string value except ``exclude`` (nested chat
+    messages included)."""
     if fields:
         return "\n".join(_flatten(row.get(f)) for f in fields if row.get(f) is not None)
-    return "\n".join(_flatten(v) for v in row.values() if isinstance(v, str | list | dict))
+    return "\n".join(
+        _flatten(v) for k, v in row.items() if k not in exclude and isinstance(v, str | list | dict)
+    )
 
 
 def _flatten(v: object, depth: int = 0) -> str:

@@ -33,6 +33,7 @@ from bastion.scanners.model.pickle_scan import NeedsJoblib, scan_pickle_stream
 from bastion.scanners.model.templates import scan_chat_template
 
 SCANNER_NAME = "bastion-model-scanner"
+_PICKLE_EXTENSIONS = frozenset(".pkl .pickle .pt .pth .bin .ckpt .joblib .jbl .dill .sav .p".split())
 _CODE_FORMATS = frozenset({F.PICKLE, F.TORCH_LEGACY, F.JOBLIB})
 _FULL_READ = frozenset(
     {
@@ -184,6 +185,8 @@ def _dispatch(data: bytes, name: str, location: str, st: _FileState, depth: int,
 def _analyse(data: bytes, name: str, location: str, st: _FileState, depth: int, path: Path | None) -> None:
     st.deadline.check()
     fmt = sniff(bytes(data[:_HEAD]), len(data), name)
+    if fmt in (F.TEXT, F.UNKNOWN) and PurePosixPath(name).suffix.lower() in _PICKLE_EXTENSIONS:
+        fmt = F.PICKLE  # loaders unpickle these names whatever the content: parse it as one (fail closed)
     st.formats.append(fmt.value)
     claims = claimed_formats(name)
     if claims is not None and fmt not in claims and fmt is not F.EMPTY:

@@ -215,13 +215,13 @@ def decompress(data: bytes, kind: str, limits: ScanLimits) -> bytes:
     """Decompress a gzip/bzip2/xz stream, refusing to grow past the member limit or the ratio."""
     cap = min(limits.max_member_bytes, max(1 << 20, int(len(data) * limits.max_compression_ratio)))
     buf = io.BytesIO(data)
-    stream: IO[bytes]
+    stream: gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile
     if kind == "gzip":
-        stream = gzip.GzipFile(fileobj=buf)  # noqa: SIM115 - closed by the `with` below
+        stream = gzip.GzipFile(fileobj=buf)
     elif kind == "bzip2":
         stream = bz2.BZ2File(buf)
     else:
-        stream = lzma.LZMAFile(buf)
+        stream = lzma.LZMAFile(buf)  # noqa: SIM115 - closed by the `with` below
     try:
         with stream:
             out = stream.read(cap + 1)
