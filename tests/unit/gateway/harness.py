@@ -130,10 +130,19 @@ class Live:
     auth: FakeAuthenticator
     audit: MemoryAudit
     ready: Ready
+    clients: dict[str, Any] = field(default_factory=dict)
 
     @property
     def v1(self) -> str:
         return self.url + "/v1"
+
+    def openai(self, key: str) -> Any:
+        """An openai SDK client for ``key`` (no retries), closed when the gateway stops."""
+        import openai
+
+        if key not in self.clients:
+            self.clients[key] = openai.OpenAI(base_url=self.v1, api_key=key, max_retries=0, timeout=10)
+        return self.clients[key]
 
 
 def gateway_settings(**gateway: Any) -> Settings:
@@ -148,7 +157,12 @@ def live_gateway(settings: Settings, **components: Any) -> Iterator[Live]:
     )
     app = create_gateway(settings, comps)
     with serve(app) as url:
-        yield Live(url, app, auth, audit, ready)
+        live = Live(url, app, auth, audit, ready)
+        try:
+            yield live
+        finally:
+            for c in live.clients.values():
+                c.close()
 
 
 # -- a misbehaving upstream -------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def live(bad: BadUpstream) -> Iterator[Live]:
 
 
 def chat(lv: Live, model: str, *, stream: bool = False) -> Any:
-    c = openai.OpenAI(base_url=lv.v1, api_key="k", max_retries=0, timeout=10)
+    c = lv.openai("k")
     msgs: Any = [{"role": "user", "content": "hello"}]
     if stream:
         chunks: Any = c.chat.completions.create(model=model, messages=msgs, stream=True)

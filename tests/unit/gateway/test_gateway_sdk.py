@@ -51,7 +51,8 @@ def live() -> Iterator[Live]:
 
 
 def client(lv: Live, key: str = "user-key") -> openai.OpenAI:
-    return openai.OpenAI(base_url=lv.v1, api_key=key, max_retries=0, timeout=10)
+    c: openai.OpenAI = lv.openai(key)
+    return c
 
 
 def last_event(lv: Live, before: int) -> object:
