@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,8 @@ from bastion.domain.events import AuditEvent, EventTag
 from bastion.ledger.appender import MemoryLog
 from bastion.ledger.encoding import LedgerEntry, canonical_json, decode_entry, encode_entry
 from bastion.ledger.merkle import (
+    ClosedNode,
+    CompactRange,
     MemorySource,
     TreeReader,
     leaf_hash,
@@ -20,7 +23,7 @@ from bastion.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from bastion.ledger.verify import EntryRecord, verify_records
+from bastion.ledger.verify import EntryRecord, index_key, verify_records
 
 KEY = Ed25519PrivateKey.generate()
 T0 = datetime(2026, 11, 26, tzinfo=UTC)
@@ -98,17 +101,11 @@ def _log(n: int, every: int) -> MemoryLog:
 
 
 def _rewrite(rec: EntryRecord, stored_leaf: bool, **changes: object) -> EntryRecord:
-    obj = json.loads(rec[4])
+    obj = json.loads(rec[2])
     obj.update(changes)
     data = canonical_json(obj).encode()
-    return (
-        obj["seq"],
-        obj["time"],
-        obj["tag"],
-        obj["actor"],
-        data,
-        rec[5] if stored_leaf else leaf_hash(data),
-    )
+    index = index_key(obj["time"], obj["tag"], obj["actor"])
+    return (obj["seq"], index, data, rec[3] if stored_leaf else leaf_hash(data))
 
 
 tamper_kinds = st.sampled_from(["modify", "modify-actor", "delete", "insert", "reorder"])
@@ -126,7 +123,7 @@ def test_any_single_tampering_is_named(
     n: int, every: int, kind: str, stored_leaves: bool, data: st.DataObject
 ) -> None:
     log = _log(n, every)
-    recs = [e.record() if stored_leaves else (*e.record()[:5], None) for e in log.entries]
+    recs = [e.record() if stored_leaves else (*e.record()[:3], None) for e in log.entries]
     assert verify_records([recs], log.heads, log.public_keys).ok
     k = data.draw(st.integers(0, n - 1), label="position")
     if kind == "modify":
@@ -139,9 +136,9 @@ def test_any_single_tampering_is_named(
         del recs[k]
         expected = k
     elif kind == "insert":
-        prev = leaf_hash(recs[k - 1][4]).hex() if k else "0" * 64
+        prev = leaf_hash(recs[k - 1][2]).hex() if k else "0" * 64
         forged = _rewrite(recs[k], False, prev=prev, actor="forger")
-        recs.insert(k, forged if stored_leaves else (*forged[:5], None))
+        recs.insert(k, forged if stored_leaves else (*forged[:3], None))
         expected = k
     else:
         j = data.draw(st.integers(0, n - 1).filter(lambda j: j != k), label="other")
@@ -153,3 +150,20 @@ def test_any_single_tampering_is_named(
     )
     assert not report.ok
     assert report.first_bad_seq == expected, report
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(0, 700), cuts=st.lists(st.integers(0, 700), max_size=6), min_level=st.integers(1, 9))
+def test_bulk_extend_equals_one_by_one(n: int, cuts: list[int], min_level: int) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    one: list[ClosedNode] = []
+    a = CompactRange()
+    for h in leaves:
+        a.append(h, one, min_level)
+    bulk: list[ClosedNode] = []
+    b = CompactRange()
+    bounds = sorted({0, n, *(c for c in cuts if c <= n)})
+    for lo, hi in itertools.pairwise(bounds):
+        b.extend(leaves[lo:hi], bulk, min_level)
+    assert (b.size, b.root(), b.hashes) == (a.size, a.root(), a.hashes) and b.root() == mth(leaves)
+    assert sorted(bulk, key=lambda c: (c.level, c.index)) == sorted(one, key=lambda c: (c.level, c.index))

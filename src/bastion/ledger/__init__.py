@@ -40,7 +40,7 @@ from bastion.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from bastion.ledger.verify import EntryRecord, Verifier, VerifyReport, record_of, verify_records
+from bastion.ledger.verify import EntryRecord, Verifier, VerifyReport, index_key, record_of, verify_records
 
 __all__ = [
     "CompactRange",
@@ -61,6 +61,7 @@ __all__ = [
     "encode_entry",
     "encode_event",
     "format_time",
+    "index_key",
     "key_id",
     "leaf_hash",
     "mth",

@@ -18,7 +18,7 @@ from bastion.domain.events import AuditEvent
 from bastion.ledger.encoding import ZERO_HASH_HEX, EncodedEvent, encode_event, format_time
 from bastion.ledger.heads import TreeHead, key_id, sign_tree_head
 from bastion.ledger.merkle import TILE_LEVEL, ClosedNode, CompactRange, MemorySource, TreeReader, leaf_hash
-from bastion.ledger.verify import EntryRecord, VerifyReport, verify_records
+from bastion.ledger.verify import EntryRecord, VerifyReport, index_key, verify_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class AppendedEntry:
     leaf: bytes
 
     def record(self) -> EntryRecord:
-        return (self.seq, self.time, self.tag, self.actor, self.data, self.leaf)
+        return (self.seq, index_key(self.time, self.tag, self.actor), self.data, self.leaf)
 
 
 class Appender:
@@ -56,7 +56,10 @@ class Appender:
 
     def append(self, event: EncodedEvent, now: datetime) -> AppendedEntry:
         """Append one event at ``now`` (never earlier than the previous entry's time)."""
-        time = format_time(now)
+        return self.append_at(event, format_time(now))
+
+    def append_at(self, event: EncodedEvent, time: str) -> AppendedEntry:
+        """Append one event at ``time`` (text from :func:`format_time`; clamped to the previous time)."""
         if time < self.last_time:
             time = self.last_time  # clocks of several writers may differ: time never goes backwards
         seq = self.range.size

@@ -14,7 +14,7 @@ Modelled on sigstore-python's ``sigstore/_internal/merkle.py``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -289,21 +289,45 @@ class CompactRange:
 
     def append(self, leaf: bytes, closed: list[ClosedNode] | None = None, min_level: int = 1) -> None:
         """Append a leaf hash; complete subtrees of level >= ``min_level`` that close go to ``closed``."""
+        self._push(leaf, 0, closed, min_level)
+
+    def _push(self, h: bytes, level: int, closed: list[ClosedNode] | None, min_level: int) -> None:
+        """Append a complete subtree of ``level`` (the size must be a multiple of ``2**level``)."""
         stack, levels = self._stack, self._levels
-        h, level = leaf, 0
+        new_size = self.size + (1 << level)
         while levels and levels[-1] == level:
             h = node_hash(stack.pop(), h)
             levels.pop()
             level += 1
             if closed is not None and level >= min_level:
-                closed.append(ClosedNode(level, self.size >> level, h))
+                closed.append(ClosedNode(level, (new_size >> level) - 1, h))
         stack.append(h)
         levels.append(level)
-        self.size += 1
+        self.size = new_size
 
-    def extend(self, leaves: Iterable[bytes]) -> None:
-        for leaf in leaves:
-            self.append(leaf)
+    def extend(
+        self, leaves: Sequence[bytes], closed: list[ClosedNode] | None = None, min_level: int = 1
+    ) -> None:
+        """Append many leaf hashes, hashing aligned blocks level by level (fast for long runs)."""
+        i, n = 0, len(leaves)
+        sha = _sha256
+        while i < n:
+            size, room = self.size, n - i
+            level = room.bit_length() - 1
+            if size:
+                level = min(level, (size & -size).bit_length() - 1)
+            if level == 0:
+                self._push(leaves[i], 0, closed, min_level)
+                i += 1
+                continue
+            nodes = leaves[i : i + (1 << level)]
+            for lv in range(1, level + 1):
+                nodes = [sha(b"\x01" + nodes[j] + nodes[j + 1]).digest() for j in range(0, len(nodes), 2)]
+                if closed is not None and lv >= min_level:
+                    base = size >> lv
+                    closed.extend(ClosedNode(lv, base + k, h) for k, h in enumerate(nodes))
+            self._push(nodes[0], level, closed, min_level)
+            i += 1 << level
 
     def root(self) -> bytes:
         """MTH of the tree so far."""

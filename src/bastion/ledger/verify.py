@@ -40,8 +40,15 @@ from bastion.ledger.encoding import ENTRY_KEYS, FORMAT_VERSION, ZERO_HASH_HEX
 from bastion.ledger.heads import TreeHead, check_signature
 from bastion.ledger.merkle import TILE_LEVEL, ClosedNode, CompactRange
 
-#: ``(seq, time, tag, actor, canonical bytes, stored leaf hash or None)`` — one row of the entries table.
-EntryRecord = tuple[int, str, str, str, bytes, bytes | None]
+#: ``(seq, index, canonical bytes, stored leaf hash or None)`` — one row of the entries table, where
+#: ``index`` is :func:`index_key` of the row's indexed columns (time, tag, actor).
+EntryRecord = tuple[int, str, bytes, bytes | None]
+
+
+def index_key(time: object, tag: object, actor: object) -> str:
+    """The indexed columns of an entry as one string (``time|tag|actor``; time and tag hold no ``|``)."""
+    return f"{time}|{tag}|{actor}"
+
 
 _sha256 = hashlib.sha256
 _loads = orjson.loads
@@ -117,87 +124,89 @@ class Verifier:
         """Check the next entries, in log order."""
         if self._bad is not None:
             return
-        cr = self._range
         want = self._want_roots
-        check_nodes = bool(self._stored)
-        closed: list[ClosedNode] | None = [] if check_nodes else None
-        prev_hex, last_time = self._prev_hex, self._last_time
+        next_head = want[-1] if want else -1
+        pos = self._range.size
+        leaves: list[bytes] = []
+        prev_hex, last_time, prev_obj = self._prev_hex, self._last_time, self._prev_obj
+        sha, loads = _sha256, _loads
         for record in batch:
-            seq, time, tag, actor, data, stored_leaf = record
-            pos = cr.size
             if self._pending is not None:
                 self._resolve(record)
                 return
+            seq, index, data, stored_leaf = record
             try:
-                leaf = _sha256(b"\x00" + data).digest()
-                obj = _loads(data)
-            except (TypeError, orjson.JSONDecodeError):
-                self._anomaly(_Anomaly(pos, record, None, b"", "entry", "is not valid UTF-8 JSON bytes"))
-                break
-            if (
-                seq != pos
-                or type(obj) is not dict
-                or obj.get("seq") != seq
-                or obj.get("prev") != prev_hex
-                or obj.get("time") != time
-                or obj.get("tag") != tag
-                or obj.get("actor") != actor
-                or (stored_leaf is not None and stored_leaf != leaf)
-                or time < last_time
-                or len(obj) != 9
-            ):
-                self._prev_hex, self._last_time = prev_hex, last_time
-                self._classify(pos, record, obj, leaf)
+                leaf = sha(b"\x00" + data).digest()
+                obj = loads(data)
+                time = obj["time"]
+                good = (
+                    seq == pos
+                    and obj["prev"] == prev_hex
+                    and obj["seq"] == seq
+                    and f"{time}|{obj['tag']}|{obj['actor']}" == index
+                    and (stored_leaf is None or stored_leaf == leaf)
+                    and time >= last_time
+                    and len(obj) == 9
+                )
+            except (TypeError, KeyError, orjson.JSONDecodeError):
+                good = False
+            if not good:
+                self._flush(leaves)
+                self._prev_hex, self._last_time, self._prev_obj = prev_hex, last_time, prev_obj
+                self._classify(pos, record)
                 if self._bad is not None:
-                    break
+                    return
                 continue
-            cr.append(leaf, closed, TILE_LEVEL)
-            if closed:
-                self._check_closed(closed)
-                closed.clear()
-            if want and want[-1] == cr.size:
-                self._roots[want.pop()] = cr.root()
-            self._prev_obj = obj
-            prev_hex, last_time = leaf.hex(), time
-        self._prev_hex, self._last_time = prev_hex, last_time
+            leaves.append(leaf)
+            pos += 1
+            prev_obj, prev_hex, last_time = obj, leaf.hex(), time
+            if pos == next_head:
+                self._flush(leaves)
+                self._roots[want.pop()] = self._range.root()
+                next_head = want[-1] if want else -1
+        self._flush(leaves)
+        self._prev_hex, self._last_time, self._prev_obj = prev_hex, last_time, prev_obj
 
-    def _check_closed(self, closed: list[ClosedNode]) -> None:
-        for node in closed:
-            if self._node_problem is None:
+    def _flush(self, leaves: list[bytes]) -> None:
+        """Add verified leaves to the tree (in bulk) and compare the subtrees that close with the stored ones."""
+        if not leaves:
+            return
+        if self._stored:
+            closed: list[ClosedNode] = []
+            self._range.extend(leaves, closed, TILE_LEVEL)
+            for node in closed:
                 stored = self._stored.get((node.level, node.index))
-                if stored is not None and stored != node.hash:
+                if stored is not None and stored != node.hash and self._node_problem is None:
                     self._node_problem = f"stored subtree hash (level {node.level}, index {node.index}) does not match the entries"
+        else:
+            self._range.extend(leaves)
+        leaves.clear()
 
-    def _classify(self, pos: int, record: EntryRecord, obj: Any, leaf: bytes) -> None:
-        seq, time, tag, actor, _data, stored_leaf = record
+    def _classify(self, pos: int, record: EntryRecord) -> None:
+        seq, index, data, stored_leaf = record
+        try:
+            leaf = _sha256(b"\x00" + data).digest()
+            obj = _loads(data)
+        except (TypeError, orjson.JSONDecodeError):
+            self._anomaly(_Anomaly(pos, record, None, b"", "entry", "is not valid UTF-8 JSON bytes"))
+            return
         if type(obj) is not dict or obj.keys() != ENTRY_KEYS or obj.get("v") != FORMAT_VERSION:
             self._anomaly(_Anomaly(pos, record, None, leaf, "entry", "is not a version-1 ledger entry"))
             return
         claimed = obj["seq"]
-        if seq != claimed or obj["time"] != time or obj["tag"] != tag or obj["actor"] != actor:
-            self._anomaly(
-                _Anomaly(pos, record, obj, leaf, "entry", "has indexed columns that do not match its content")
-            )
+        if seq != claimed or index != index_key(obj["time"], obj["tag"], obj["actor"]):
+            problem, detail = "entry", "has indexed columns that do not match its content"
         elif stored_leaf is not None and stored_leaf != leaf:
-            self._anomaly(
-                _Anomaly(pos, record, obj, leaf, "entry", "was modified (its leaf hash does not match)")
-            )
+            problem, detail = "entry", "was modified (its leaf hash does not match)"
         elif type(claimed) is not int or claimed > pos:
-            self._anomaly(
-                _Anomaly(
-                    pos, record, obj, leaf, "seq", f"is missing or out of place (found seq {claimed} there)"
-                )
-            )
+            problem, detail = "seq", f"is missing or out of place (found seq {claimed} there)"
         elif claimed < pos:
-            self._anomaly(
-                _Anomaly(pos, record, obj, leaf, "seq", f"holds seq {claimed} again (out of order)")
-            )
+            problem, detail = "seq", f"holds seq {claimed} again (out of order)"
         elif obj["prev"] != self._prev_hex:
-            self._anomaly(_Anomaly(pos, record, obj, leaf, "link", "does not chain to the entry before it"))
+            problem, detail = "link", "does not chain to the entry before it"
         else:
-            self._anomaly(
-                _Anomaly(pos, record, obj, leaf, "time", "has a timestamp earlier than the entry before")
-            )
+            problem, detail = "time", "has a malformed timestamp or one earlier than the entry before"
+        self._anomaly(_Anomaly(pos, record, obj, leaf, problem, detail))
 
     def _anomaly(self, a: _Anomaly) -> None:
         if (
@@ -216,7 +225,7 @@ class Verifier:
         next_links_here = False
         if nxt is not None:
             try:
-                nobj = _loads(nxt[4])
+                nobj = _loads(nxt[2])
                 next_links_here = type(nobj) is dict and nobj.get("prev") == a.leaf.hex()
             except (TypeError, orjson.JSONDecodeError):
                 next_links_here = False
@@ -316,13 +325,11 @@ def record_of(data: bytes, stored_leaf: bytes | None = None) -> EntryRecord:
     except orjson.JSONDecodeError:
         obj = None
     if type(obj) is not dict:
-        return (-1, "", "", "", data, stored_leaf)
-    seq, time, tag, actor = obj.get("seq"), obj.get("time"), obj.get("tag"), obj.get("actor")
+        return (-1, "", data, stored_leaf)
+    seq = obj.get("seq")
     return (
         seq if type(seq) is int else -1,
-        time if isinstance(time, str) else "",
-        tag if isinstance(tag, str) else "",
-        actor if isinstance(actor, str) else "",
+        index_key(obj.get("time"), obj.get("tag"), obj.get("actor")),
         data,
         stored_leaf,
     )

@@ -13,7 +13,7 @@ and on demand.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import itertools
 import json
 import os
@@ -42,7 +42,7 @@ from bastion.config import LedgerSettings, Settings
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.errors import BastionError, ConfigError, InputError, LedgerError, StoreError
 from bastion.ledger.appender import Appender
-from bastion.ledger.encoding import EncodedEvent, LedgerEntry, decode_entry, encode_event
+from bastion.ledger.encoding import EncodedEvent, LedgerEntry, decode_entry, encode_event, format_time
 from bastion.ledger.heads import ConsistencyProof, InclusionProof, TreeHead, key_id, sign_tree_head
 from bastion.ledger.merkle import CompactRange, TreeReader
 from bastion.ledger.verify import VerifyReport, verify_records
@@ -76,11 +76,44 @@ class ExportSummary:
 
 
 class _Request:
-    __slots__ = ("events", "future")
+    """Events waiting for the writer, and how to tell their caller (a thread or an event loop)."""
 
-    def __init__(self, events: list[EncodedEvent]) -> None:
+    __slots__ = ("done", "error", "events", "future", "loop", "receipts")
+
+    def __init__(self, events: list[EncodedEvent], loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.events = events
-        self.future: concurrent.futures.Future[list[Receipt]] = concurrent.futures.Future()
+        self.receipts: list[Receipt] = []
+        self.error: BaseException | None = None
+        self.loop = loop
+        self.future: asyncio.Future[list[Receipt]] | None = loop.create_future() if loop is not None else None
+        self.done: threading.Lock | None = None
+        if loop is None:
+            self.done = threading.Lock()
+            self.done.acquire()  # released by the writer once the outcome is known
+
+    def wait(self) -> list[Receipt]:
+        """Block until the writer answered (thread callers)."""
+        assert self.done is not None
+        if not self.done.acquire(timeout=RECORD_TIMEOUT_S):
+            raise StoreError(f"the ledger did not confirm the entry within {RECORD_TIMEOUT_S:.0f} s")
+        if self.error is not None:
+            raise self.error
+        return self.receipts
+
+    def settle(self) -> None:
+        """Wake a thread caller (event-loop callers are woken by :func:`_settle_futures`)."""
+        if self.done is not None:
+            self.done.release()
+
+
+def _settle_futures(requests: list[_Request]) -> None:
+    """Runs on the callers' event loop: resolve their futures in one go."""
+    for r in requests:
+        if r.future is not None and not r.future.done():
+            if r.error is not None:
+                r.future.set_exception(r.error)
+            else:
+                r.future.set_result(r.receipts)
 
 
 _STOP = object()
@@ -219,35 +252,36 @@ class AuditLog:
 
     # -- recording -------------------------------------------------------------------------------
 
-    def _submit(self, events: Sequence[AuditEvent]) -> concurrent.futures.Future[list[Receipt]]:
-        request = _Request([encode_event(e) for e in events])  # bad input fails here, in the caller
+    def _submit(
+        self, events: Sequence[AuditEvent], loop: asyncio.AbstractEventLoop | None = None
+    ) -> _Request:
+        request = _Request([encode_event(e) for e in events], loop)  # bad input fails here, in the caller
         with self._submit_lock:
             if self._closed:
                 raise LedgerError("the audit log is closed; nothing was recorded")
             self._queue.put(request)
-        return request.future
-
-    @staticmethod
-    def _wait(future: concurrent.futures.Future[list[Receipt]]) -> list[Receipt]:
-        try:
-            return future.result(timeout=RECORD_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            raise StoreError(
-                f"the ledger did not confirm the entry within {RECORD_TIMEOUT_S:.0f} s"
-            ) from None
+        return request
 
     def record(self, event: AuditEvent) -> Receipt:
         """Append ``event``; returns once it is committed (thread-safe)."""
-        return self._wait(self._submit([event]))[0]
+        return self._submit((event,)).wait()[0]
 
     def record_many(self, events: Iterable[AuditEvent]) -> list[Receipt]:
         """Append ``events`` contiguously in one transaction; returns once committed."""
         batch = list(events)
-        return self._wait(self._submit(batch)) if batch else []
+        return self._submit(batch).wait() if batch else []
 
     async def arecord(self, event: AuditEvent) -> Receipt:
         """Append ``event``; awaits the commit without blocking the event loop."""
-        receipts = await asyncio.wait_for(asyncio.wrap_future(self._submit([event])), RECORD_TIMEOUT_S)
+        request = self._submit((event,), asyncio.get_running_loop())
+        assert request.future is not None
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                receipts = await request.future
+        except TimeoutError:
+            raise StoreError(
+                f"the ledger did not confirm the entry within {RECORD_TIMEOUT_S:.0f} s"
+            ) from None
         return receipts[0]
 
     # -- the writer ------------------------------------------------------------------------------
@@ -286,21 +320,32 @@ class AuditLog:
             self._commit(batch)
 
     def _commit(self, batch: list[_Request]) -> None:
+        fatal: BaseException | None = None
         try:
             results = self._append(batch)
-        except BaseException as e:  # every caller must hear back, whatever happened
+            for request, receipts in zip(batch, results, strict=True):
+                request.receipts = receipts
+        except BaseException as e:  # noqa: BLE001 - every caller must hear back; re-raised below if fatal
             error = (
                 e
                 if isinstance(e, BastionError)
                 else StoreError(f"recording failed: {e.__class__.__name__}: {e}")
             )
             for request in batch:
-                request.future.set_exception(error)
+                request.error = error
             if not isinstance(e, Exception):
-                raise
-            return
-        for request, receipts in zip(batch, results, strict=True):
-            request.future.set_result(receipts)
+                fatal = e
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        for request in batch:
+            if request.loop is None:
+                request.settle()
+            else:
+                by_loop.setdefault(request.loop, []).append(request)
+        for loop, requests in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle_futures, requests)
+        if fatal is not None:
+            raise fatal
 
     def _append(self, batch: list[_Request]) -> list[list[Receipt]]:
         for attempt in range(3):
@@ -331,13 +376,14 @@ class AuditLog:
             repo.lock_for_append(conn)
             work = self._tip_appender(conn)
             now = self._clock()
+            time_text = format_time(now)
             entries = []
             heads: list[TreeHead] = []
             results: list[list[Receipt]] = []
             for request in batch:
                 receipts = []
                 for event in request.events:
-                    entry = work.append(event, now)
+                    entry = work.append_at(event, time_text)
                     entries.append(entry)
                     receipts.append(Receipt(entry.seq, entry.leaf, entry.time))
                     if work.size % self._every == 0:
@@ -422,7 +468,7 @@ class AuditLog:
         if n < 0:
             raise InputError("n must be >= 0")
         with repo.LedgerReader(self._engine) as reader:
-            return [decode_entry(r[4]) for r in reader.tail(n)]
+            return [decode_entry(data) for data in reader.tail(n)]
 
     def verify(self, *, actor: str | None = None) -> VerifyReport:
         """Recompute everything; when ``actor`` is given, record the outcome in the ledger."""
@@ -493,7 +539,7 @@ class AuditLog:
                 proofs += 1
             entries = 0
             for batch in reader.scan():
-                for seq, _t, _tag, _actor, data, leaf in batch:
+                for seq, _index, data, leaf in batch:
                     text = data.decode("utf-8", "replace")  # a non-UTF-8 (tampered) entry will not verify
                     line({"type": "entry", "seq": seq, "leaf_hash": (leaf or b"").hex(), "entry": text})
                     entries += 1

@@ -13,7 +13,7 @@ from bastion.ledger.appender import MemoryLog
 from bastion.ledger.encoding import canonical_json
 from bastion.ledger.heads import TreeHead, sign_tree_head
 from bastion.ledger.merkle import TILE_LEVEL, leaf_hash
-from bastion.ledger.verify import EntryRecord, VerifyReport, record_of, verify_records
+from bastion.ledger.verify import EntryRecord, VerifyReport, index_key, record_of, verify_records
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -33,17 +33,11 @@ def run(log: MemoryLog, records: list[EntryRecord], heads: list[TreeHead] | None
 
 
 def rewrite(record: EntryRecord, keep_leaf: bool, **changes: object) -> EntryRecord:
-    obj = json.loads(record[4])
+    obj = json.loads(record[2])
     obj.update(changes)
     data = canonical_json(obj).encode()
-    return (
-        obj["seq"],
-        obj["time"],
-        obj["tag"],
-        obj["actor"],
-        data,
-        record[5] if keep_leaf else leaf_hash(data),
-    )
+    index = index_key(obj["time"], obj["tag"], obj["actor"])
+    return (obj["seq"], index, data, record[3] if keep_leaf else leaf_hash(data))
 
 
 def test_intact_log_verifies() -> None:
@@ -86,8 +80,9 @@ def test_modification_is_named(k: int, keep_leaf: bool) -> None:
 def test_hand_edited_column_is_named() -> None:
     log = make_log(10)
     recs = [e.record() for e in log.entries]
-    seq, time, _tag, actor, data, leaf = recs[4]
-    recs[4] = (seq, time, EventTag.AUTHZ_ALLOWED.value, actor, data, leaf)
+    seq, index, data, leaf = recs[4]
+    time, _tag, actor = index.split("|", 2)
+    recs[4] = (seq, index_key(time, EventTag.AUTHZ_ALLOWED.value, actor), data, leaf)
     report = run(log, recs)
     assert (report.first_bad_seq, "columns") == (4, "columns") and "columns" in (report.reason or "")
 
@@ -112,7 +107,7 @@ def test_deletion_is_named(k: int) -> None:
 def test_insertion_is_named(k: int) -> None:
     log = make_log(10)
     recs = [e.record() for e in log.entries]
-    prev = recs[k - 1][5].hex() if k else "0" * 64  # type: ignore[union-attr]
+    prev = recs[k - 1][3].hex() if k else "0" * 64  # type: ignore[union-attr]
     forged = rewrite(recs[k], keep_leaf=False, prev=prev, actor="mallory")
     recs.insert(k, forged)
     report = run(log, recs)
@@ -160,7 +155,7 @@ def test_tail_rewrite_is_caught_by_the_tree_head() -> None:
     recs = [e.record() for e in log.entries]
     # Rewrite entries 6..9 and their chain consistently (no key needed): only the signed head sees it.
     for k in range(6, 10):
-        prev = recs[k - 1][5].hex()  # type: ignore[union-attr]
+        prev = recs[k - 1][3].hex()  # type: ignore[union-attr]
         recs[k] = rewrite(recs[k], keep_leaf=False, prev=prev, attributes={"evil": k})
     report = run(log, recs)
     assert not report.ok and report.bad_tree_head == 10 and report.first_bad_seq == 9
@@ -186,7 +181,7 @@ def test_stored_subtree_mismatch_is_reported() -> None:
 def test_garbage_entries_are_named() -> None:
     log = make_log(5)
     recs = [e.record() for e in log.entries]
-    recs[2] = (2, recs[2][1], recs[2][2], recs[2][3], b"\xff not json", None)
+    recs[2] = (2, recs[2][1], b"\xff not json", None)
     assert run(log, recs).first_bad_seq == 2
     recs[2] = record_of(b'{"a":1}')
     assert run(log, recs).first_bad_seq == 2
@@ -196,9 +191,9 @@ def test_wrongly_typed_stored_values_are_named() -> None:
     # SQLite columns are dynamically typed: a hand edit can leave text where bytes belong.
     log = make_log(5)
     recs = [e.record() for e in log.entries]
-    seq, time, tag, actor, data, leaf = recs[3]
-    recs[3] = (seq, time, tag, actor, data.decode(), leaf)  # type: ignore[assignment]
+    seq, index, data, leaf = recs[3]
+    recs[3] = (seq, index, data.decode(), leaf)  # type: ignore[assignment]
     assert run(log, recs).first_bad_seq == 3
     recs = [e.record() for e in log.entries]
-    recs[2] = (2, 12345, tag, actor, recs[2][4], recs[2][5])  # type: ignore[assignment]
+    recs[2] = (2, 12345, recs[2][2], recs[2][3])  # type: ignore[assignment]
     assert run(log, recs).first_bad_seq == 2
