@@ -176,3 +176,23 @@ def test_scan_model_paths_walks_directories(tmp_path: Path) -> None:
     assert by_name["ok.safetensors"].findings == () and by_name["ok.safetensors"].digest
     assert by_name["link"].findings[0].type == "file.symlink"
     assert report.fails(Severity.HIGH)
+
+
+def test_sklearn_models_pickle_and_joblib_are_clean() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.random.default_rng(0).normal(size=(60, 4))
+    y = (x[:, 0] > 0).astype(int)
+    for est in (
+        RandomForestClassifier(n_estimators=3, random_state=0),
+        make_pipeline(StandardScaler(), LogisticRegression()),
+    ):
+        est.fit(x, y)
+        buf = io.BytesIO()
+        joblib.dump(est, buf)  # structured dtypes (tree nodes) and small shapes inline
+        for data, name in ((buf.getvalue(), "m.joblib"), (pickle.dumps(est), "m.pkl")):
+            r = scan_bytes(data, name)
+            assert r.error is None and r.findings == (), (name, r)

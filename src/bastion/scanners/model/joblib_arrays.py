@@ -36,8 +36,16 @@ def _itemsize(dtype: object) -> tuple[int, bool]:
     if kind == "O":
         return 8, True
     if isinstance(state, tuple) and len(state) >= 6:
-        if state[3] is not None:
-            raise MalformedArtifact("structured joblib array dtypes are not supported")
+        if state[3] is not None:  # structured dtype: fields map names to (dtype, offset)
+            fields = state[4]
+            if not isinstance(fields, dict) or not fields:
+                raise MalformedArtifact("structured joblib array dtype cannot be read")
+            for value in fields.values():
+                if not (isinstance(value, tuple) and value):
+                    raise MalformedArtifact("structured joblib array field cannot be read")
+                _, has_object = _itemsize(value[0])
+                if has_object:
+                    return 8, True
         if isinstance(state[5], int) and state[5] > 0:
             return state[5], False
     if not digits:

@@ -247,6 +247,8 @@ _SAFE_EXACT: frozenset[tuple[str, str]] = frozenset(
         ("torch.ao.quantization.qconfig", "QConfig"),
         ("argparse", "Namespace"),
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     ]
 )
 

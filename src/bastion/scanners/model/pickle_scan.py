@@ -250,7 +250,7 @@ class _Sim:
                 else:
                     memo[int.from_bytes(data[pos + 1 : pos + 5], "little")] = stack[-1]
                     pos += 5
-            elif op == BININT1 and data[pos + 2] != BININT1:
+            elif op == BININT1 and (track or data[pos + 2] != BININT1):
                 push(data[pos + 1])
                 pos += 2
             elif k == 2:
@@ -266,7 +266,7 @@ class _Sim:
                     raise MalformedArtifact(f"memo key {idx} not found at offset {start}") from None
             elif k == 3:
                 rx, width = _RUNS[op]
-                if pos + width < n and data[pos + width] == op:
+                if not track and pos + width < n and data[pos + width] == op:
                     m = rx.match(data, pos)
                     assert m is not None
                     count = (m.end() - pos) // width

@@ -1,0 +1,251 @@
+"""Model-scanner benchmark: detection per technique family, false positives and speed, side by side
+with picklescan, modelscan, fickling and modelaudit (each in its own venv under bench/out/).
+
+    bench/out/venv-torch/bin/python bench/scanners_corpus.py      # build the corpus once
+    .venv/bin/python bench/scanners_bench.py                      # run everything, print markdown
+
+"Flagged" means: bastion reports a finding of medium severity or worse, or an error (fail closed);
+a peer reports any issue (picklescan: infected or scan error; modelscan: any issue; fickling: not
+``is_likely_safe``; modelaudit: any issue of warning severity or worse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).parent
+OUT = HERE / "out"
+CORPUS = OUT / "corpus"
+PEERS = ("picklescan", "modelscan", "fickling", "modelaudit")
+
+_DRIVER = r"""
+import json, sys, time, io, contextlib, logging
+logging.disable(logging.CRITICAL)
+tool, files = sys.argv[1], json.load(open(sys.argv[2]))
+def run(p):
+    if tool == "picklescan":
+        from picklescan.scanner import scan_file_path
+        r = scan_file_path(p)
+        return r.infected_files > 0 or bool(r.scan_err), bool(r.scan_err)
+    if tool == "fickling":
+        import fickling
+        return not fickling.is_likely_safe(p), False
+    if tool == "modelscan":
+        from modelscan.modelscan import ModelScan
+        r = ModelScan().scan(p)
+        return bool(r.get("issues")), bool(r.get("errors"))
+    if tool == "modelaudit":
+        from modelaudit.core import scan_model_directory_or_file
+        r = scan_model_directory_or_file(p)
+        issues = r.get("issues", []) if isinstance(r, dict) else getattr(r, "issues", [])
+        sev = lambda i: str(i.get("severity") if isinstance(i, dict) else getattr(i, "severity", "")).lower()
+        return any(s.split(".")[-1] in ("warning", "critical", "error", "high") for s in map(sev, issues)), False
+out = []
+for p in files:
+    t = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            flagged, err = run(p)
+    except Exception as e:
+        flagged, err = False, True
+    out.append([p, bool(flagged), bool(err), time.perf_counter() - t])
+print(json.dumps(out))
+"""
+
+
+def bastion_scan(files: list[Path]) -> list[tuple[str, bool, bool, float]]:
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from bastion.domain.findings import Severity
+    from bastion.scanners.model.artifacts import ModelScanOptions, scan_file
+
+    opts = ModelScanOptions(digest=False)
+    rows = []
+    for p in files:
+        t = time.perf_counter()
+        r = scan_file(p, str(p), opts)
+        flagged = r.error is not None or any(f.severity.at_least(Severity.MEDIUM) for f in r.findings)
+        rows.append((str(p), flagged, r.error is not None, time.perf_counter() - t))
+    return rows
+
+
+def peer_scan(tool: str, files: list[Path], timeout: float) -> list[tuple[str, bool, bool, float]] | None:
+    py = OUT / f"venv-{tool}" / "bin" / "python"
+    if not py.exists():
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump([str(f) for f in files], fh)
+    try:
+        proc = subprocess.run(
+            [str(py), "-c", _DRIVER, tool, fh.name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
+        return [tuple(x) for x in json.loads(lines[-1])] if lines else None  # type: ignore[misc]
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        os.unlink(fh.name)
+
+
+def detection_table(
+    manifest: list[dict[str, str]], results: dict[str, list[tuple[str, bool, bool, float]]]
+) -> str:
+    families = sorted({m["family"] for m in manifest if m["label"] == "malicious"})
+    label_of = {str(CORPUS / m["path"]): (m["label"], m["family"]) for m in manifest}
+    tools = list(results)
+    lines = ["| family (malicious files) | " + " | ".join(tools) + " |", "|---|" + "---|" * len(tools)]
+    per: dict[str, dict[str, list[bool]]] = {t: defaultdict(list) for t in tools}
+    for t, rows in results.items():
+        for path, flagged, _err, _s in rows:
+            label, fam = label_of[path]
+            per[t][fam if label == "malicious" else "benign:" + fam].append(flagged)
+    for fam in families:
+        cells = [f"{sum(per[t][fam])}/{len(per[t][fam])}" for t in tools]
+        lines.append(f"| {fam} | " + " | ".join(cells) + " |")
+    mal = [sum(sum(v) for k, v in per[t].items() if not k.startswith("benign:")) for t in tools]
+    nmal = [sum(len(v) for k, v in per[t].items() if not k.startswith("benign:")) for t in tools]
+    lines.append(
+        "| **all techniques detected** | "
+        + " | ".join(f"**{a}/{b}**" for a, b in zip(mal, nmal, strict=True))
+        + " |"
+    )
+    lines.append("| | " + " | " * len(tools))
+    bfams = sorted({k for t in tools for k in per[t] if k.startswith("benign:")})
+    for fam in bfams:
+        lines.append(
+            f"| FP {fam} | " + " | ".join(f"{sum(per[t][fam])}/{len(per[t][fam])}" for t in tools) + " |"
+        )
+    fp = [sum(sum(v) for k, v in per[t].items() if k.startswith("benign:")) for t in tools]
+    nb = [sum(len(v) for k, v in per[t].items() if k.startswith("benign:")) for t in tools]
+    lines.append(
+        "| **false positives (benign flagged)** | "
+        + " | ".join(f"**{a}/{b}**" for a, b in zip(fp, nb, strict=True))
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def speed_row(results: dict[str, list[tuple[str, bool, bool, float]]]) -> str:
+    lines = ["| tool | files/s (corpus) | MB/s (corpus) | errors |", "|---|---|---|---|"]
+    for t, rows in results.items():
+        total = sum(r[3] for r in rows)
+        size = sum(Path(r[0]).stat().st_size for r in rows)
+        lines.append(
+            f"| {t} | {len(rows) / total:.0f} | {size / total / 1e6:.1f} | {sum(r[2] for r in rows)} |"
+        )
+    return "\n".join(lines)
+
+
+def opcode_dense(path: Path, mb: int) -> None:
+    import pickle
+
+    items = []
+    while len(pickle.dumps(items, protocol=4)) < mb * 1_000_000 and len(items) < 10_000_000:
+        items.extend(
+            {"id": i, "name": f"n{i}", "tags": ["a", "b"], "w": (i, 0.5)}
+            for i in range(len(items), len(items) + 50_000)
+        )
+    path.write_bytes(
+        pickle.dumps({"records": items, "vocab": {f"tok{i}": i for i in range(200_000)}}, protocol=4)
+    )
+
+
+def big_checkpoint(path: Path, gb: float) -> None:
+    import pickle
+
+    n = int(gb * (1 << 30))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"note": "storage is external"}, protocol=2))
+        with z.open("archive/data/0", "w", force_zip64=True) as fh:
+            chunk = os.urandom(1 << 20)
+            for _ in range(n >> 20):
+                fh.write(chunk)
+
+
+def big_safetensors(path: Path, gb: float) -> None:
+    n = int(gb * (1 << 30)) // 4 * 4
+    h = json.dumps({"w": {"dtype": "F32", "shape": [n // 4], "data_offsets": [0, n]}}).encode()
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<Q", len(h)) + h)
+        chunk = os.urandom(1 << 20)
+        for _ in range(n >> 20):
+            fh.write(chunk)
+
+
+def throughput(tools: list[str], repeats: int, gb: float, dense_mb: int) -> str:
+    work = OUT / "speed"
+    work.mkdir(parents=True, exist_ok=True)
+    files = {
+        "opcode-dense pickle": work / "dense.pkl",
+        "PyTorch zip checkpoint": work / "ckpt.pt",
+        "safetensors": work / "big.safetensors",
+    }
+    if not files["opcode-dense pickle"].exists():
+        opcode_dense(files["opcode-dense pickle"], dense_mb)
+    if not files["PyTorch zip checkpoint"].exists():
+        big_checkpoint(files["PyTorch zip checkpoint"], gb)
+    if not files["safetensors"].exists():
+        big_safetensors(files["safetensors"], gb)
+    lines = [
+        "| file | size | " + " | ".join(f"{t} MB/s (median of {repeats})" for t in tools) + " |",
+        "|---|---|" + "---|" * len(tools),
+    ]
+    for label, p in files.items():
+        cells = []
+        for t in tools:
+            times = []
+            for _ in range(repeats):
+                rows = bastion_scan([p]) if t == "bastion" else peer_scan(t, [p], timeout=600)
+                if not rows:
+                    break
+                times.append(rows[0][3])
+            cells.append(f"{p.stat().st_size / statistics.median(times) / 1e6:,.1f}" if times else "n/a")
+        lines.append(f"| {label} | {p.stat().st_size / 1e6:,.0f} MB | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tools", default="bastion," + ",".join(PEERS))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--gb", type=float, default=1.0, help="size of the large checkpoint and safetensors files"
+    )
+    ap.add_argument("--dense-mb", type=int, default=20)
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    manifest = json.loads((CORPUS / "manifest.json").read_text())
+    files = [CORPUS / m["path"] for m in manifest]
+    results: dict[str, list[tuple[str, bool, bool, float]]] = {}
+    for tool in args.tools.split(","):
+        rows = bastion_scan(files) if tool == "bastion" else peer_scan(tool, files, timeout=1800)
+        if rows is None:
+            print(f"(skipping {tool}: not installed under bench/out/venv-{tool} or failed)", file=sys.stderr)
+            continue
+        results[tool] = rows
+    print(f"## Detection and false positives ({len(files)} files)\n")
+    print(detection_table(manifest, results))
+    print("\n## Corpus speed (small files; per-file overhead dominates)\n")
+    print(speed_row(results))
+    if not args.skip_speed:
+        print("\n## Throughput on large files\n")
+        print(throughput(list(results), args.repeats, args.gb, args.dense_mb))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
