@@ -287,7 +287,7 @@ class Pkcs11Settings(Section):
     """A PKCS#11 HSM (SoftHSM2 in tests)."""
 
     library: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
-    token_label: str = "bastion"
+    token_label: str = "bastion"  # noqa: S105 - a token label, not a secret
     pin_env: str = Field(default="BASTION_PKCS11_PIN", description="variable holding the user PIN")
 
 
