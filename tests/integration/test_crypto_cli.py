@@ -10,6 +10,8 @@ import yaml
 
 from bastion.cli.main import main
 from bastion.config import load_settings
+from bastion.domain.events import EventTag
+from bastion.services.audit import AuditLog
 from bastion.services.content_vault import ContentErasedError, ContentVault
 from bastion.services.keys import KeyService, TrustedLocalOperator, local_operator, provider_from_settings
 from bastion.store.engine import make_engine
@@ -58,6 +60,11 @@ def test_encrypt_decrypt_round_trip(config: Path, tmp_path: Path) -> None:
     assert out.read_bytes() == data
     # refuses to overwrite without --force
     assert main(["decrypt", str(enc), "-o", str(out)]) == 2
+    # every key use went to the ledger, which still verifies
+    with AuditLog.open(load_settings(config)) as audit:
+        used = [e for e in audit.tail(100) if e.event.tag is EventTag.KEY_USED]
+        assert len(used) >= 2  # wrap on encrypt, unwrap on decrypt
+        assert audit.verify().ok
 
 
 def test_tampered_file_fails_cleanly_without_output(

@@ -7,7 +7,6 @@ Key operations run as the local operator (who holds the provider credentials) th
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -18,37 +17,14 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from bastion.cli.keys import keys_app
 from bastion.cli.output import FormatOption, OutputFormat, err, print_record, print_rows
 from bastion.cli.runtime import settings_from
 from bastion.config import Settings
 from bastion.crypto.keys.interface import HEALTH_PROBE_KEYS, KeyNotFoundError, KeyProvider
-from bastion.domain.events import AuditEvent
 from bastion.errors import ConfigError, InputError
+from bastion.services.audit import AuditLog
 from bastion.services.keys import KeyService, TrustedLocalOperator, local_operator, provider_from_settings
-
-
-class _UnrecordedAudit:
-    """Used only while this build has no audit ledger: says so once, loudly."""
-
-    warned = False
-
-    def record(self, event: AuditEvent) -> None:
-        if not self.warned:
-            err.print(
-                "[yellow]warning[/]: the audit ledger is not available in this build; key use is NOT recorded"
-            )
-            self.warned = True
-
-
-def _audit_sink(settings: Settings) -> object:
-    try:
-        audit_mod = importlib.import_module("bastion.services.audit")
-    except ModuleNotFoundError as e:
-        if e.name != "bastion.services.audit":
-            raise
-        return _UnrecordedAudit()
-    sink: object = audit_mod.AuditLog.open(settings)
-    return sink
 
 
 def _provider(settings: Settings) -> KeyProvider:
@@ -64,17 +40,17 @@ def _service(ctx: typer.Context) -> Iterator[tuple[Settings, KeyService]]:
     settings = settings_from(ctx)
     provider = _provider(settings)
     try:
-        audit = _audit_sink(settings)
-        yield (
-            settings,
-            KeyService(
-                provider,
-                TrustedLocalOperator(),
-                audit,  # type: ignore[arg-type]
-                rotation_days=settings.crypto.rotation_days,
-                rotation_overrides=settings.crypto.rotation_overrides,
-            ),
-        )
+        with AuditLog.open(settings) as audit:  # closing flushes every key-use event to the ledger
+            yield (
+                settings,
+                KeyService(
+                    provider,
+                    TrustedLocalOperator(),
+                    audit,
+                    rotation_days=settings.crypto.rotation_days,
+                    rotation_overrides=settings.crypto.rotation_overrides,
+                ),
+            )
     finally:
         provider.close()
 
@@ -325,15 +301,6 @@ def register(app: typer.Typer) -> None:
     tls_app = typer.Typer(name="tls", help="TLS certificates.", no_args_is_help=True)
     tls_app.command("dev-cert")(dev_cert_cmd)
     app.add_typer(tls_app)
-    keys_app: typer.Typer | None = None
-    try:
-        keys_app = getattr(importlib.import_module("bastion.cli.keys"), "keys_app", None)
-    except ModuleNotFoundError as e:
-        if e.name != "bastion.cli.keys":
-            raise
-    if keys_app is None:  # the lead's keys group is not there yet: a local one
-        keys_app = typer.Typer(name="keys", help="Keys: encryption keys (KEKs).", no_args_is_help=True)
-        app.add_typer(keys_app)
     keys_app.command("provider-check")(provider_check_cmd)
     keys_app.command("create-kek")(create_kek_cmd)
     keys_app.command("rotate-kek")(rotate_kek_cmd)
