@@ -538,9 +538,10 @@ class AuditLog:
                 line({"type": "consistency_proof", **proof.to_json()})
                 proofs += 1
             entries = 0
-            for batch in reader.scan():
-                for seq, _index, data, leaf in batch:
-                    text = data.decode("utf-8", "replace")  # a non-UTF-8 (tampered) entry will not verify
-                    line({"type": "entry", "seq": seq, "leaf_hash": (leaf or b"").hex(), "entry": text})
-                    entries += 1
+            with contextlib.closing(reader.scan()) as scan:
+                for batch in scan:
+                    for seq, _index, data, leaf in batch:
+                        text = data.decode("utf-8", "replace")  # a non-UTF-8 (tampered) entry will not verify
+                        line({"type": "entry", "seq": seq, "leaf_hash": (leaf or b"").hex(), "entry": text})
+                        entries += 1
         return ExportSummary(entries, len(heads), proofs, heads[-1] if heads else None)
