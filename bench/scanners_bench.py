@@ -218,6 +218,71 @@ def throughput(tools: list[str], repeats: int, gb: float, dense_mb: int) -> str:
     return "\n".join(lines)
 
 
+def dataset_bench(seed: int = 0) -> str:
+    """Plant poison and report recall and false-positive rate of the data-set checks.
+
+    Label flips: scikit-learn's bundled digits (5% of labels moved to another class), confident
+    learning on the pixel features. Trigger backdoor and injected payloads: benign prompts from
+    ../shared/data/prompt-injection/dev.jsonl (label = its ``category``: benign vs benign_hard);
+    3% of one class get a trigger phrase and the other label; 100 attack rows are planted.
+    """
+    import random
+
+    from sklearn.datasets import load_digits
+
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from bastion.scanners.dataset import labels as lab
+
+    rng = random.Random(seed)
+    lines = ["| poison | planted | recall | false-positive rate | time |", "|---|---|---|---|---|"]
+    x, y = load_digits(return_X_y=True)
+    labels = [str(v) for v in y]
+    flipped = set(rng.sample(range(len(labels)), k=len(labels) // 20))
+    for i in flipped:
+        labels[i] = str((int(labels[i]) + rng.randint(1, 9)) % 10)
+    t = time.perf_counter()
+    issues, _ = lab.label_issues([""] * len(labels), labels, features=x / 16.0)
+    found = {i.index for i in issues}
+    lines.append(_rate_row("flipped labels (digits, confident learning)", flipped, found, len(labels), t))
+    data = HERE.parent.parent / "shared" / "data" / "prompt-injection" / "dev.jsonl"
+    if not data.exists():
+        lines.append("| trigger phrase / payloads | skipped: ../shared/data not present | | | |")
+        return "\n".join(lines)
+    rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    benign = [r for r in rows if r["label"] == 0 and len(r["text"]) < 2000][:3000]
+    attacks = [r["text"] for r in rows if r["label"] == 1][:100]
+    texts = [r["text"] for r in benign]
+    cats = [r["category"] for r in benign]
+    target = "benign"
+    source = [i for i, c in enumerate(cats) if c != target]
+    poisoned = set(rng.sample(source, k=max(len(texts) * 3 // 100, 1)))
+    for i in poisoned:
+        texts[i] = texts[i] + " Per the zx-omega protocol."
+        cats[i] = target
+    t = time.perf_counter()
+    phrases = lab.trigger_phrases(texts, cats)
+    hit = {i for i in range(len(texts)) for p in phrases if p.phrase in texts[i].lower()}
+    lines.append(
+        _rate_row("trigger phrase backdoor (rows with a reported phrase)", poisoned, hit, len(texts), t)
+    )
+    import bastion.detectors  # noqa: F401
+    from bastion.detectors.interface import ScanContext, detectors
+
+    det = detectors.create("prompt_injection")
+    mixed = [(r, False) for r in [b["text"] for b in benign]] + [(a, True) for a in attacks]
+    t = time.perf_counter()
+    flagged = {i for i, (text, _) in enumerate(mixed) if det.scan(text[:20000], ScanContext())}
+    planted = {i for i, (_, bad) in enumerate(mixed) if bad}
+    lines.append(_rate_row("injected payloads (prompt_injection detector)", planted, flagged, len(mixed), t))
+    return "\n".join(lines)
+
+
+def _rate_row(name: str, planted: set[int], found: set[int], total: int, t0: float) -> str:
+    recall = len(planted & found) / max(len(planted), 1)
+    fpr = len(found - planted) / max(total - len(planted), 1)
+    return f"| {name} | {len(planted)} of {total} | {recall:.1%} | {fpr:.2%} | {time.perf_counter() - t0:.1f} s |"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tools", default="bastion," + ",".join(PEERS))
@@ -227,7 +292,12 @@ def main() -> int:
     )
     ap.add_argument("--dense-mb", type=int, default=20)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--dataset", action="store_true", help="run only the data-set poisoning bench")
     args = ap.parse_args()
+    if args.dataset:
+        print("## Data-set poisoning\n")
+        print(dataset_bench())
+        return 0
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     files = [CORPUS / m["path"] for m in manifest]
     results: dict[str, list[tuple[str, bool, bool, float]]] = {}

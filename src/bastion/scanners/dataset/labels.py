@@ -44,9 +44,11 @@ def _features(texts: list[str]) -> object:
 
 
 def label_issues(
-    texts: list[str], labels: list[str], *, folds: int = 5, seed: int = 0
+    texts: list[str], labels: list[str], *, folds: int = 5, seed: int = 0, features: object | None = None
 ) -> tuple[list[LabelIssue], object]:
-    """Likely label errors by confident learning; also returns the out-of-sample probabilities."""
+    """Likely label errors by confident learning; also returns the out-of-sample probabilities.
+
+    ``features`` (a numeric matrix, one row per example) replaces the hashed text n-grams."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -54,7 +56,7 @@ def label_issues(
     counts = np.bincount(y)
     if len(classes) < 2 or counts.min() < folds:
         return [], None
-    x = _features(texts)
+    x = _features(texts) if features is None else features
     clf = LogisticRegression(max_iter=1000, C=4.0)
     probs = cross_val_predict(
         clf, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
