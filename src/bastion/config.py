@@ -193,12 +193,49 @@ class GuardRule(Section):
     min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
 
 
+def _default_guard_rules() -> list[GuardRule]:
+    """Out-of-the-box actions: redact secrets and unambiguous personal data, block only
+    high-severity injection/hidden-text/unsafe-output and canary leaks, flag the rest."""
+    r = GuardRule
+    return [
+        r(action="redact", detector="secrets"),
+        *(
+            r(action="redact", detector="pii", finding_type=f"pii.{t}")
+            for t in ("email", "payment_card", "iban", "national_id")
+        ),
+        r(action="flag", detector="pii"),  # phone/ip/address/name patterns also match dates and versions
+        *(
+            rule
+            for d in ("prompt_injection", "hidden_text", "unsafe_output", "canary")
+            for rule in (r(action="block", detector=d, min_severity="high"), r(action="flag", detector=d))
+        ),
+    ]
+
+
 class GuardSettings(Section):
-    input: list[str] = Field(default_factory=list, description="detector names run on prompts")
-    output: list[str] = Field(default_factory=list, description="detector names run on model output")
+    input: list[str] = Field(
+        default_factory=lambda: ["prompt_injection", "secrets", "hidden_text", "pii"],
+        description="detector names run on prompts ([] turns input guards off)",
+    )
+    output: list[str] = Field(
+        default_factory=lambda: ["secrets", "pii", "unsafe_output", "canary"],
+        description="detector names run on model output ([] turns output guards off)",
+    )
     options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-detector options")
     default_action: Literal["allow", "flag", "redact", "block"] = "block"
-    rules: list[GuardRule] = Field(default_factory=list)
+    rules: list[GuardRule] = Field(
+        default_factory=_default_guard_rules, description="replaces the built-in rules when given"
+    )
+    canary: bool = Field(
+        default=False, description="add a per-request canary to the system prompt; its echo blocks"
+    )
+    scan_system: bool = Field(
+        default=False,
+        description="input guards also scan system/developer messages (the application's own instructions)",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="hosts output links/images may point to (unsafe_output)"
+    )
     stream_window_chars: int = Field(default=256, ge=16, le=65_536, description="look-behind on streams")
     max_scan_chars: int = Field(default=1_000_000, ge=1024, description="longer texts are refused (413)")
 
@@ -279,7 +316,9 @@ class LocalKeyringSettings(Section):
         default=Path("~/.config/bastion/keyring.json"),
         description="keyring file; keep it away from the data it protects",
     )
-    passphrase_env: str = Field(default="BASTION_KEYRING_PASSPHRASE", description="variable holding the passphrase")
+    passphrase_env: str = Field(
+        default="BASTION_KEYRING_PASSPHRASE", description="variable holding the passphrase"
+    )
     scrypt_n: int = Field(default=2**15, ge=2**10, le=2**22, description="scrypt cost (a power of two)")
 
 
@@ -318,11 +357,15 @@ class TlsSettings(Section):
     """TLS details beyond server.tls_cert_file / tls_key_file: client certificates (mTLS)."""
 
     client_ca_file: Path | None = Field(default=None, description="CA bundle for client certificates")
-    client_cert_required: bool = Field(default=False, description="refuse clients without a valid certificate")
+    client_cert_required: bool = Field(
+        default=False, description="refuse clients without a valid certificate"
+    )
     client_principals: dict[str, str] = Field(
         default_factory=dict, description="client certificate subject (RFC 4514) -> service principal id"
     )
-    reload_interval_s: float = Field(default=5.0, ge=0.5, le=3600, description="certificate file change check")
+    reload_interval_s: float = Field(
+        default=5.0, ge=0.5, le=3600, description="certificate file change check"
+    )
 
 
 class Settings(BaseSettings):
@@ -384,6 +427,16 @@ def insecure_settings(s: Settings) -> list[str]:
     problems: list[str] = []
     if "*" in s.server.cors_origins:
         problems.append("server.cors_origins: wildcard '*' is refused outside development; list the origins")
+    if s.crypto.provider == "local":
+        problems.append(
+            "crypto.provider: the local development keyring is refused outside environment: development; "
+            "use pkcs11 (an HSM) or vault (docs/encryption.md)"
+        )
+    if s.ledger.signing_key_file is None:
+        problems.append(
+            "ledger.signing_key_file: set it outside development; the default keeps the ledger's signing key "
+            "in data_dir beside the database it vouches for"
+        )
     if s.server.tls_cert_file is None and not _is_loopback(s.server.host):
         problems.append(
             f"server.host: plain HTTP on the non-loopback address {s.server.host!r}; "

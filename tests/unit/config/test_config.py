@@ -60,6 +60,17 @@ def test_insecure_settings_refused_outside_development(tmp_path: Path) -> None:
     text = exc.value.diagnostics()
     assert "server.host" in text
     assert "server.cors_origins" in text
+    assert "ledger.signing_key_file" in text
+    assert "crypto.provider" in text
+
+
+def test_production_with_tls_and_separate_signing_key_is_accepted(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "environment: production\nledger:\n  signing_key_file: /etc/bastion/ledger.pem\ncrypto:\n  provider: pkcs11\n"
+        "server:\n  host: 0.0.0.0\n  tls_cert_file: /etc/bastion/cert.pem\n  tls_key_file: /etc/bastion/key.pem\n",
+    )
+    assert load_settings(path).environment is Environment.PRODUCTION
 
 
 def test_insecure_settings_allowed_in_development(tmp_path: Path) -> None:
