@@ -3,27 +3,56 @@
 One ASGI application serves both surfaces: the gateway's lean pipeline answers ``/v1/*``,
 ``/healthz``, ``/readyz`` and ``/metrics``; everything else (``/admin/v1/*``, ``/openapi.json``)
 falls through to the FastAPI admin application.
+
+The gateway gets:
+
+* authentication from the identity service. A successful gateway authentication is recorded in the
+  call's own ledger event (key id, method, step ``authn``), not as a separate ``authn:succeeded``
+  event, so each call is exactly one ledger event; failures are still recorded by the identity
+  service. The gateway uses its own :class:`IdentityService` instance for that, so a key revoked
+  through the admin API takes effect in the gateway within ``auth.cache_ttl_s`` (as in another
+  replica).
+* key-usage notes for access reviews (:class:`UsageNotes`: written off the event loop, at most
+  once per ``auth.last_used_resolution_s`` per key and model);
+* with ``crypto.record_content``, encrypted prompt/response recording (:class:`VaultRecorder`)
+  as the service principal ``service:gateway`` (attribute ``service=gateway``: the Cedar policies
+  let it wrap and unwrap data keys and nothing else).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from bastion.admin.api import create_admin_app
 from bastion.config import CONFIG_ENV, Settings, load_settings
-from bastion.domain.events import AuditEvent, EventTag
-from bastion.domain.identity import Authentication
+from bastion.crypto.keys.interface import KeyProvider
+from bastion.domain.access import Operation
+from bastion.domain.events import AuditEvent, EventTag, JSONValue
+from bastion.domain.identity import Authentication, Principal, PrincipalKind
 from bastion.gateway import GatewayComponents, create_gateway
+from bastion.services.audit import AuditLog
+from bastion.services.content_vault import ContentVault
 from bastion.services.identity import IdentityService
+from bastion.services.keys import KeyService, provider_from_settings
 from bastion.services.runtime import Runtime
 from bastion.version import __version__
+
+log = structlog.get_logger("bastion.app")
+
+#: The principal the gateway acts as when it seals recorded content.
+GATEWAY_SERVICE = Principal(
+    id="service:gateway", kind=PrincipalKind.SERVICE, name="gateway", attributes={"service": "gateway"}
+)
+_USAGE_SLOTS_MAX = 50_000
 
 
 class IdentityAuthenticator:
@@ -34,6 +63,75 @@ class IdentityAuthenticator:
 
     async def authenticate(self, credential: str, client_ip: str) -> Authentication:
         return await self._identity.aauthenticate(credential, client_ip)
+
+
+class CallScopedAudit:
+    """The ledger as the gateway's identity service sees it: successful authentications are left
+    to the call's own ledger event (which names the key and method); everything else is recorded."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    def record(self, event: AuditEvent) -> object:
+        if event.tag is EventTag.AUTHN_SUCCEEDED:
+            return None
+        return self._audit.record(event)
+
+
+class UsageNotes:
+    """``IdentityService.record_use`` for the gateway, off the event loop.
+
+    The check on the loop is a dict lookup; the database write runs in a worker thread at most
+    once per ``resolution_s`` per (key, model), so access reviews see real usage at no cost per call.
+    """
+
+    def __init__(self, identity: IdentityService, resolution_s: float) -> None:
+        self._identity = identity
+        self._resolution = resolution_s
+        self._last: dict[tuple[str, str], float] = {}
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def record_use(self, auth: Authentication, model: str) -> None:
+        if auth.key_id is None:
+            return
+        slot = (auth.key_id, model)
+        now = time.monotonic()
+        last = self._last.get(slot)
+        if last is not None and now - last < self._resolution:
+            return
+        if len(self._last) >= _USAGE_SLOTS_MAX:
+            self._last.clear()
+        self._last[slot] = now
+        fut = asyncio.get_running_loop().run_in_executor(None, self._write, auth, model)
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    def _write(self, auth: Authentication, model: str) -> None:
+        try:
+            self._identity.record_use(auth, Operation.MODEL_INVOKE, model)
+        except Exception as e:  # noqa: BLE001  usage notes are best effort; the call is already audited
+            log.warning("key_usage_not_recorded", error=type(e).__name__)
+
+
+class VaultRecorder:
+    """The gateway's ContentRecorder: seals prompt and response per subject (the caller's principal id)."""
+
+    def __init__(self, vault: ContentVault, principal: Principal = GATEWAY_SERVICE) -> None:
+        self._vault = vault
+        self._principal = principal
+
+    async def record(
+        self, auth: Authentication, call_id: str, prompt: str, response: str | None
+    ) -> Mapping[str, JSONValue]:
+        rec = await asyncio.to_thread(
+            self._vault.record_call,
+            self._principal,
+            auth.principal.id,
+            call_id,
+            prompt=prompt,
+            response=response,
+        )
+        return dict(rec.audit_attributes())
 
 
 class DatabaseReadiness:
@@ -55,6 +153,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
     """The Bastion server for ``settings`` (opening a :class:`Runtime` unless one is given)."""
     rt = runtime or Runtime.open(settings)
     admin = create_admin_app(rt)
+    provider: KeyProvider | None = None
+    content: VaultRecorder | None = None
+    if settings.crypto.record_content:
+        try:
+            provider = provider_from_settings(settings)
+        except BaseException:
+            if runtime is None:
+                rt.close()
+            raise
+        keys = KeyService(
+            provider,
+            rt.authorizer,
+            rt.audit,
+            rotation_days=settings.crypto.rotation_days,
+            rotation_overrides=settings.crypto.rotation_overrides,
+        )
+        content = VaultRecorder(ContentVault(rt.engine, keys, key_id=settings.crypto.key_id))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,15 +184,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
             await rt.audit.arecord(
                 AuditEvent(EventTag.SERVER_STOPPED, "system", attributes={"pid": os.getpid()})
             )
+            if provider is not None:
+                provider.close()
             if runtime is None:
                 rt.close()
 
     admin.router.lifespan_context = lifespan
+    gateway_identity = IdentityService.from_settings(rt.engine, CallScopedAudit(rt.audit), settings.auth)
     components = GatewayComponents(
-        authenticator=IdentityAuthenticator(rt.identity),
+        authenticator=IdentityAuthenticator(gateway_identity),
         authorizer=rt.authorizer,
         audit=rt.audit,
         readiness=DatabaseReadiness(rt),
+        usage=UsageNotes(rt.identity, settings.auth.last_used_resolution_s),
+        content=content,
     )
     return create_gateway(settings, components, fallback=admin)
 

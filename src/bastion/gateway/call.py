@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
@@ -40,6 +41,10 @@ class Call:
     ttfb_us: int | None = None
     status: int = 0
     limiter_degraded: bool = False
+    prompt_body: bytes | None = None  # kept only when content recording is on
+    response_body: bytes | None = None
+    content: Mapping[str, JSONValue] | None = None  # ciphertext digests from the content vault
+    recorded: bool = False  # its ledger event was already written (a later failure adds none)
 
     @property
     def actor(self) -> str:
@@ -91,6 +96,8 @@ class Call:
             attrs["upstream_ttfb_us"] = self.ttfb_us
         if self.limiter_degraded:
             attrs["limits_enforced"] = False
+        if self.content is not None:
+            attrs.update(self.content)
         return AuditEvent(
             tag=tag, actor=self.actor, target=self.model or self.route, outcome=outcome, attributes=attrs
         )

@@ -9,6 +9,9 @@ The lead wires the real implementations in ``bastion.app.create_app``; tests use
 * :class:`Authorizer` — ``bastion.authz.Authorizer`` fits as it is.
 * :class:`AuditSink` — ``bastion.services.audit.AuditLog`` fits: ``arecord`` returns once durable.
 * :class:`ReadinessProbe` — ``/readyz``: is the database reachable?
+* :class:`UsageRecorder` — notes that a key invoked a model (access reviews); must not block.
+* :class:`ContentRecorder` — stores a call's prompt and response encrypted (``crypto.record_content``)
+  and returns the attributes (ciphertext digests) that go into the call's ledger event.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bastion.domain.access import Decision, Operation, Resource
-from bastion.domain.events import AuditEvent
+from bastion.domain.events import AuditEvent, JSONValue
 from bastion.domain.identity import Authentication, KeyScope, Principal
 
 if TYPE_CHECKING:
@@ -53,6 +56,20 @@ class ReadinessProbe(Protocol):
         ...
 
 
+class UsageRecorder(Protocol):
+    def record_use(self, auth: Authentication, model: str) -> None:
+        """Note a successful, authorised model call. Called on the event loop: must not block."""
+        ...
+
+
+class ContentRecorder(Protocol):
+    async def record(
+        self, auth: Authentication, call_id: str, prompt: str, response: str | None
+    ) -> Mapping[str, JSONValue]:
+        """Seal and store the call's content; return ledger attributes (digests, never content)."""
+        ...
+
+
 @dataclass(frozen=True)
 class GatewayComponents:
     """Everything the gateway is built from besides its settings.
@@ -68,3 +85,5 @@ class GatewayComponents:
     upstreams: Mapping[str, Upstream] | None = None
     guards: GuardService | None = None
     limits: LimitService | None = None
+    usage: UsageRecorder | None = None
+    content: ContentRecorder | None = None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,7 +19,8 @@ import orjson
 import structlog
 
 from bastion.config import GatewaySettings, ModelRoute
-from bastion.detectors.interface import Direction
+from bastion.detectors.canary import add_canary, make_canary
+from bastion.detectors.interface import Direction, ScanContext
 from bastion.domain.access import Operation, Resource
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.domain.identity import Authentication
@@ -42,6 +44,9 @@ log = structlog.get_logger("bastion.gateway")
 JSON_HEADERS = [(b"content-type", b"application/json")]
 _RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
 _LIMITER_EVENT_INTERVAL_S = 60.0
+#: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
+_INLINE_SCAN_CHARS = 16_384
+_SYSTEM_ROLES = ("system", "developer")
 
 
 class ClientGone(Exception):
@@ -74,6 +79,28 @@ async def send_json(
         hdrs.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     await send({"type": "http.response.body", "body": body})
+
+
+def _system_prompt(messages: list[dict[str, Any]]) -> str | None:
+    """The text of the system/developer messages, joined (None when there are none)."""
+    parts: list[str] = []
+    for m in messages:
+        if m.get("role") in _SYSTEM_ROLES:
+            c = m.get("content")
+            if isinstance(c, str):
+                parts.append(c)
+            elif isinstance(c, list):
+                parts.extend(p["text"] for p in c if isinstance(p.get("text"), str))
+    return "\n".join(parts) if parts else None
+
+
+def _insert_canary(messages: list[dict[str, Any]], canary: str) -> None:
+    """Add ``canary`` to the first system message with text content, or as a new first message."""
+    for m in messages:
+        if m.get("role") in _SYSTEM_ROLES and isinstance(m.get("content"), str):
+            m["content"] = add_canary(m["content"], canary)
+            return
+    messages.insert(0, {"role": "system", "content": add_canary("", canary).strip()})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -112,6 +139,8 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._limiter_event_at = 0.0
         self.draining = False
+        self.allowed_hosts = tuple(settings.guards.allowed_hosts)
+        self._output_context = ScanContext(direction=Direction.OUTPUT, allowed_hosts=self.allowed_hosts)
 
     # -- small helpers ------------------------------------------------------------------------
 
@@ -211,15 +240,23 @@ class Gateway:
         call.steps.append("limits")
         return lease
 
-    def guard_input(self, data: dict[str, Any], kind: str, target: GuardTarget, call: Call) -> None:
+    async def scan(
+        self, texts: list[str], direction: Direction, target: GuardTarget, context: ScanContext | None
+    ) -> GuardResult:
+        """Guards over ``texts``; long texts in a worker thread so the event loop keeps serving."""
+        if sum(map(len, texts)) > _INLINE_SCAN_CHARS:
+            return await asyncio.to_thread(self.guards.scan, texts, direction, target, context)
+        return self.guards.scan(texts, direction, target, context)
+
+    async def guard_input(self, data: dict[str, Any], kind: str, target: GuardTarget, call: Call) -> None:
         if not self.guards.has_input:
             call.guard_input = NOT_CONFIGURED
             return
-        refs = wire.input_refs(data, kind)
+        refs = wire.input_refs(data, kind, system=self.settings.guards.scan_system)
         texts = wire.texts(refs)
         if sum(map(len, texts)) > self.settings.guards.max_scan_chars:
             raise ApiError(413, "the prompt is too long to be scanned", "request_too_large")
-        result = self.guards.scan(texts, Direction.INPUT, target)
+        result = await self.scan(texts, Direction.INPUT, target, None)
         call.guard_input = self._note(result, call, "input")
         if result.redacted is not None:
             wire.replace(refs, result.redacted)
@@ -260,6 +297,8 @@ class Gateway:
                 auth = await self.authenticate(scope, call)
                 body = await read_body(receive, self.max_body)
                 call.prompt_sha256 = hashlib.sha256(body).hexdigest()
+                if self.c.content is not None:
+                    call.prompt_body = body
                 data = wire.parse(body, kind)
                 model = data["model"]
                 route = self.models.get(model)
@@ -267,19 +306,22 @@ class Gateway:
                     raise ApiError(404, f"the model {model!r} does not exist", "model_not_found", "model")
                 call.model, call.upstream = model, route.upstream
                 self.authorize(auth, call, model, route, kind)
+                if self.c.usage is not None:
+                    self.c.usage.record_use(auth, model)
                 lease = await self.acquire(auth, call)
                 allow_lp = self._allow_logprobs(auth, model, kind)
                 call.hardening = wire.harden(data, kind, self.hardening, allow_logprobs=allow_lp)
                 target = GuardTarget(kind, model, auth.principal.team)
-                self.guard_input(data, kind, target, call)
+                await self.guard_input(data, kind, target, call)
+                context = self.output_context(data, kind)
                 data["model"] = route.upstream_model or model
                 if data.get("stream") and kind != "embeddings":
                     call.stream = True
                     from bastion.gateway.streaming import stream_call
 
-                    await stream_call(self, scope, receive, send, call, data, kind, target, allow_lp)
+                    await stream_call(self, scope, receive, send, call, data, kind, target, allow_lp, context)
                     return
-                await self._unary(send, call, data, kind, target, allow_lp)
+                await self._unary(send, call, data, kind, target, allow_lp, context)
             except ApiError as e:
                 await self._fail(send, call, e)
             except BastionError as e:
@@ -293,6 +335,25 @@ class Gateway:
                 await lease.release()
             self._leave()
 
+    def output_context(self, data: dict[str, Any], kind: str) -> ScanContext | None:
+        """What output guards know about this request: its system prompt, a fresh canary (when
+        ``guards.canary``; added to the system prompt sent upstream) and the allowed hosts."""
+        if not self.guards.has_output or kind == "embeddings":
+            return None
+        if kind != "chat":
+            return self._output_context
+        messages: list[dict[str, Any]] = data["messages"]
+        system = _system_prompt(messages)
+        canary = None
+        if self.settings.guards.canary:
+            canary = make_canary()
+            _insert_canary(messages, canary)
+        if system is None and canary is None:
+            return self._output_context
+        return ScanContext(
+            direction=Direction.OUTPUT, system_prompt=system, canary=canary, allowed_hosts=self.allowed_hosts
+        )
+
     def _allow_logprobs(self, auth: Authentication, model: str, kind: str) -> bool:
         res = self._resources[(model, kind)]
         return self.c.authorizer.is_authorized(
@@ -300,7 +361,14 @@ class Gateway:
         ).allowed
 
     async def _unary(
-        self, send: Send, call: Call, data: dict[str, Any], kind: str, target: GuardTarget, allow_lp: bool
+        self,
+        send: Send,
+        call: Call,
+        data: dict[str, Any],
+        kind: str,
+        target: GuardTarget,
+        allow_lp: bool,
+        context: ScanContext | None,
     ) -> None:
         upstream = self.upstreams[call.upstream]
         t_up = time.perf_counter()
@@ -334,7 +402,7 @@ class Gateway:
             changed = wire.strip_logprobs(resp)
         if self.guards.has_output and kind != "embeddings":
             refs = wire.output_refs(resp, kind)
-            result = self.guards.scan(wire.texts(refs), Direction.OUTPUT, target)
+            result = await self.scan(wire.texts(refs), Direction.OUTPUT, target, context)
             call.guard_output = self._note(result, call, "output")
             if result.blocked:
                 raise ApiError(
@@ -360,6 +428,8 @@ class Gateway:
             usage = (wire.estimate_tokens(len(reply.body)), 0)
         call.prompt_tokens, call.completion_tokens = usage
         call.response_sha256 = hashlib.sha256(out).hexdigest()
+        if call.prompt_body is not None:
+            call.response_body = out
         call.status = 200
         assert call.auth is not None
         await self.charge(call)
@@ -419,7 +489,8 @@ class Gateway:
             log.warning(
                 "gateway_call_failed", route=call.route, model=call.model, status=e.status, code=e.code
             )
-        await self._finish(call, e.tag, e.outcome)
+        if not call.recorded:
+            await self._finish(call, e.tag, e.outcome)
         with contextlib.suppress(OSError):
             await send_json(send, e.status, e.body(), e.headers())
 
@@ -428,10 +499,33 @@ class Gateway:
         m = self.metrics
         m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
         m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
+        content_on = call.prompt_body is not None and call.auth is not None and self.c.content is not None
+        if content_on and not await asyncio.shield(self._record_content(call)):
+            # fail closed: the caller gets a 503, and this is the call's one ledger event
+            call.status = 503
+            await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
+            call.recorded = True
+            return False
         event = call.event(tag, outcome)
         if self.settings.durable_audit:
             return await asyncio.shield(self._record_quiet(event))
         self._spawn(self._record_quiet(event))
+        return True
+
+    async def _record_content(self, call: Call) -> bool:
+        """Seal the call's prompt and response (``crypto.record_content``); False when that failed."""
+        assert call.auth is not None and call.prompt_body is not None and self.c.content is not None
+        prompt = call.prompt_body.decode("utf-8", "replace")
+        response = call.response_body.decode("utf-8", "replace") if call.response_body is not None else None
+        call_id = uuid.uuid4().hex
+        try:
+            attrs = await self.c.content.record(call.auth, call_id, prompt, response)
+        except Exception as e:  # noqa: BLE001  recorded below; the response is withheld (fail closed)
+            log.error("content_record_failed", error=type(e).__name__)
+            call.reasons.append("content recording failed")
+            call.content = {"content_recorded": False}
+            return False
+        call.content = {"call_id": call_id, **attrs}
         return True
 
     # -- lifecycle --------------------------------------------------------------------------------

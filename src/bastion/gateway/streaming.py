@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from bastion.detectors.interface import ScanContext
 from bastion.domain.events import EventTag
 from bastion.errors import UpstreamError
 from bastion.gateway import wire
@@ -48,6 +49,7 @@ async def stream_call(
     kind: str,
     target: GuardTarget,
     allow_lp: bool,
+    context: ScanContext | None = None,
 ) -> None:
     """Open the upstream stream (errors before the first byte are ordinary error responses), then relay."""
     opts = data.get("stream_options")
@@ -66,7 +68,7 @@ async def stream_call(
         raise
     call.upstream_status = 200
     call.steps.append("upstream")
-    guard = gw.guards.stream(target) if gw.guards.has_output else None
+    guard = gw.guards.stream(target, context) if gw.guards.has_output else None
     relay = _Relay(gw, send, call, kind, guard, want_usage, allow_lp, t_up)
     pump = asyncio.ensure_future(relay.run(up))
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
@@ -108,12 +110,16 @@ class _Relay:
         self.usage: tuple[int, int] | None = None
         self.started = False
         self.disconnected = False
+        #: the payloads sent, kept only for encrypted content recording
+        self.sent: list[bytes] | None = [] if call.prompt_body is not None else None
 
     async def _emit(self, payload: bytes) -> None:
         if not self.started:
             self.started = True
             await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         self.sha.update(payload)
+        if self.sent is not None:
+            self.sent.append(payload)
         await self.send(
             {"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": True}
         )
@@ -154,6 +160,8 @@ class _Relay:
         p, c = self.usage or (0, wire.estimate_tokens(self.chars))
         call.prompt_tokens, call.completion_tokens = p, c
         call.response_sha256 = self.sha.hexdigest()
+        if self.sent is not None:
+            call.response_body = b"\n".join(self.sent)
         call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
         with contextlib.suppress(Exception):
             await asyncio.shield(gw.charge(call))

@@ -120,10 +120,14 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 # -- texts -----------------------------------------------------------------------------------
 
 
-def input_refs(data: dict[str, Any], kind: str) -> list[TextRef]:
-    """Where each prompt text lives (message contents, text parts, tool-call arguments, prompts)."""
+def input_refs(data: dict[str, Any], kind: str, *, system: bool = True) -> list[TextRef]:
+    """Where each prompt text lives (message contents, text parts, tool-call arguments, prompts);
+    without ``system``, system and developer messages (the application's own) are left out."""
     if kind == "chat":
-        return list(_chat_input_refs(data["messages"]))
+        messages = data["messages"]
+        if not system:
+            messages = [m for m in messages if m.get("role") not in ("system", "developer")]
+        return list(_chat_input_refs(messages))
     key = "prompt" if kind == "completions" else "input"
     v = data[key]
     return [(data, key)] if isinstance(v, str) else [(v, i) for i in range(len(v))]

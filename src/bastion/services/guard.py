@@ -97,10 +97,11 @@ class GuardPolicy:
         self._rules = tuple(rules)
         self._default = default
 
-    @property
-    def may_redact(self) -> bool:
-        """True when some finding could be given ``redact``."""
-        return self._default is Action.REDACT or any(r.action == "redact" for r in self._rules)
+    def may_redact(self, detector_names: Sequence[str]) -> bool:
+        """True when a finding of one of ``detector_names`` could be given ``redact``."""
+        return self._default is Action.REDACT or any(
+            r.action == "redact" and (r.detector is None or r.detector in detector_names) for r in self._rules
+        )
 
     def action_for(self, finding: Finding, direction: Direction, target: GuardTarget) -> Action:
         """The first matching rule's action, else the default."""
@@ -161,8 +162,17 @@ class GuardService:
     def detectors_for(self, direction: Direction) -> tuple[Detector, ...]:
         return self.input_detectors if direction is Direction.INPUT else self.output_detectors
 
-    def scan(self, texts: Sequence[str], direction: Direction, target: GuardTarget) -> GuardResult:
-        """Run every detector of ``direction`` on each text and combine the outcome."""
+    def scan(
+        self,
+        texts: Sequence[str],
+        direction: Direction,
+        target: GuardTarget,
+        context: ScanContext | None = None,
+    ) -> GuardResult:
+        """Run every detector of ``direction`` on each text and combine the outcome.
+
+        ``context`` carries the request's system prompt, canary and allowed hosts (output guards).
+        """
         dets = self.detectors_for(direction)
         if not dets:
             return PASSED
@@ -171,7 +181,7 @@ class GuardService:
         redacted = list(texts)
         changed = False
         for i, text in enumerate(texts):
-            findings = _run(dets, text, direction, errors)
+            findings = _run(dets, text, direction, errors, context)
             spans: list[Span] = []
             for f in findings:
                 action = self.policy.action_for(f, direction, target)
@@ -184,14 +194,27 @@ class GuardService:
         verdict = _verdict(acted, errors)
         return GuardResult(verdict, tuple(acted), tuple(redacted) if changed else None)
 
-    def stream(self, target: GuardTarget) -> StreamGuard:
+    def stream(self, target: GuardTarget, context: ScanContext | None = None) -> StreamGuard:
         """An incremental output guard for one streamed response."""
         window = self.settings.stream_window_chars
-        return StreamGuard(self, target, window=window, holdback=window if self.policy.may_redact else 0)
+        return StreamGuard(
+            self,
+            target,
+            window=window,
+            holdback=window if self.policy.may_redact(self.settings.output) else 0,
+            context=context,
+        )
 
 
-def _run(dets: Sequence[Detector], text: str, direction: Direction, errors: list[str]) -> list[Finding]:
-    context = _INPUT_CONTEXT if direction is Direction.INPUT else _OUTPUT_CONTEXT
+def _run(
+    dets: Sequence[Detector],
+    text: str,
+    direction: Direction,
+    errors: list[str],
+    context: ScanContext | None = None,
+) -> list[Finding]:
+    if context is None:
+        context = _INPUT_CONTEXT if direction is Direction.INPUT else _OUTPUT_CONTEXT
     out: list[Finding] = []
     for d in dets:
         try:
@@ -245,6 +268,7 @@ class StreamGuard:
     target: GuardTarget
     window: int
     holdback: int = 0
+    context: ScanContext | None = None
     _channels: dict[str, _Channel] = field(default_factory=dict)
     _acted: list[ActedFinding] = field(default_factory=list)
     _keys: set[tuple[str, str, int, int]] = field(default_factory=set)
@@ -274,7 +298,7 @@ class StreamGuard:
         scanned = ch.seen + ch.pending
         base = ch.released - len(ch.seen)  # absolute offset of scanned[0]
         errors_before = len(self._errors)
-        findings = _run(self.service.output_detectors, scanned, Direction.OUTPUT, self._errors)
+        findings = _run(self.service.output_detectors, scanned, Direction.OUTPUT, self._errors, self.context)
         spans: list[Span] = []
         for f in findings:
             if not f.spans or max(s.end for s in f.spans) <= len(ch.seen):

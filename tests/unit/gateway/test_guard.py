@@ -25,7 +25,7 @@ def svc(**kw: object) -> GuardService:
 
 
 def test_no_detectors_passes_without_scanning() -> None:
-    r = GuardService(GuardSettings()).scan(["zeus"], Direction.INPUT, T)
+    r = GuardService(GuardSettings(input=[], output=[])).scan(["zeus"], Direction.INPUT, T)
     assert r.verdict.passed and not r.acted
 
 
