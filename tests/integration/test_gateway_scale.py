@@ -83,7 +83,7 @@ def _servers(config: Path, n: int) -> Iterator[list[str]]:
             ],
             env=env,
             cwd=config.parent,
-        )  # fmt: skip
+        )
         for p in ports
     ]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
