@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return EXIT_ERROR
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return EXIT_USAGE
-        raise
+    except typer.TyperException as e:  # usage errors (bad option values …) in non-standalone mode
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"[bold red]usage error[/]: {escape(str(e))}", highlight=False)
+        return EXIT_USAGE
     return rc if isinstance(rc, int) else EXIT_OK
 
 

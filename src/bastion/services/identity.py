@@ -51,6 +51,7 @@ from bastion.identity.records import (
     validate_scope,
     validate_text,
 )
+from bastion.store.engine import READ_ONLY
 from bastion.store.identity_repo import IdentityRepository
 
 SYSTEM_ACTOR = "system"
@@ -117,6 +118,10 @@ class IdentityService:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Reads begin deferred on SQLite, so a key lookup never waits on the ledger writer's lock.
+        self._read_sessions = sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
         self._audit = audit
         self._prefix = key_prefix
         self._oidc = oidc
@@ -168,7 +173,7 @@ class IdentityService:
 
     def _read(self, fn: Callable[[IdentityRepository], _T]) -> _T:
         try:
-            with self._sessions() as s:
+            with self._read_sessions() as s:
                 return fn(IdentityRepository(s))
         except SQLAlchemyError as e:
             raise StoreError(f"identity store failed: {type(e).__name__}") from e

@@ -35,6 +35,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the lock up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a
+    # read lock; connections marked read-only begin deferred and do not block the ledger writer.
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+#: Execution option for read-only work on SQLite: ``conn.execution_options(bastion_read_only=True)``.
+READ_ONLY = "bastion_read_only"
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """A SQLAlchemy engine for ``url``; SQLite files get WAL and their directory is created."""
     url = normalise_url(url)
@@ -49,6 +62,6 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy emit BEGIN itself so that writers can take the lock up front (BEGIN IMMEDIATE).
         event.listen(engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
-        event.listen(engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
