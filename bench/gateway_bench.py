@@ -1,13 +1,12 @@
 """Gateway overhead benchmark: direct-to-mock-upstream vs through Bastion, side by side, one run.
 
-    .venv/bin/python bench/gateway_bench.py [--seconds 5] [--out bench/results/gateway.md]
+    .venv/bin/python bench/gateway_bench.py [--seconds 3] [--repeats 3] [--rss-requests 100000]
 
 Needs ``wrk`` (apt-get install -y wrk) and ``taskset``. The gateway runs pinned to CPU 0; wrk and
-the mock upstream share CPU 1. Through Bastion means: API-key authentication (in-memory key table;
-the identity service's database lookup is not included), authorization with the real Cedar
-``bastion.authz.Authorizer``, limits on (memory: requests/min and concurrency per key), the real
-audit ledger (``bastion.services.audit.AuditLog`` on SQLite, group commit, durable before the
-response), metrics on; detectors off.
+the mock upstream share CPU 1. Through Bastion is the real server: ``uvicorn --factory
+bastion.app:create_app_from_env`` (API keys through the identity service, the Cedar authorizer,
+limits on (memory), the audit ledger on SQLite with group commit, metrics on), detectors off
+(``gateway.guards.input/output: []``), with ``durable_audit`` on and off.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,53 +105,47 @@ def run_mock(port: int, delay: float) -> None:
 # -- gateway ------------------------------------------------------------------------------------
 
 
-def run_gateway(port: int, upstream_port: int, data_dir: str) -> None:
-    import uvicorn
+def write_config(data_dir: Path, upstream_port: int, durable: bool) -> Path:
+    """bastion.yaml for the gateway under test: mock upstream, detectors off, limits on."""
+    import yaml
 
-    from bastion.authz.authorizer import Authorizer
-    from bastion.config import load_settings
-    from bastion.domain.identity import Authentication, AuthMethod, Principal, PrincipalKind, Role
-    from bastion.errors import AuthenticationError
-    from bastion.gateway import GatewayComponents, create_gateway
-    from bastion.services.audit import AuditLog
-
-    settings = load_settings(
-        None,
-        data_dir=data_dir,
-        gateway={
+    cfg = {
+        "data_dir": str(data_dir),
+        "gateway": {
             "upstreams": {
                 "mock": {"base_url": f"http://127.0.0.1:{upstream_port}/v1", "max_connections": 512}
             },
             "models": {"bench": {"upstream": "mock", "attributes": {"team": "shared"}}},
             "egress_allowlist": ["127.0.0.1"],
             "limits": {"per_key": {"requests_per_minute": 10**9, "concurrent": 4096}},
+            "guards": {"input": [], "output": []},
+            "durable_audit": durable,
         },
-    )
-    p = Principal("bench-user", PrincipalKind.USER, "bench", frozenset({Role.USER}), team="bench")
-    auth = Authentication(p, AuthMethod.API_KEY, key_id="bench-key")
+    }
+    path = data_dir.parent / f"{data_dir.name}.yaml"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
 
-    class KeyTable:
-        async def authenticate(self, credential: str, client_ip: str) -> Authentication:
-            if credential != "bench-secret":
-                raise AuthenticationError("bad key")
-            return auth
 
-    class NoLedger:
-        async def arecord(self, event: object) -> None:
-            return None
+def provision(config: Path) -> str:
+    """Migrate, create a user principal and an API key through the identity service; the token."""
+    from bastion.config import load_settings
+    from bastion.domain.identity import Role
+    from bastion.services.runtime import Runtime
 
-    audit = NoLedger() if os.environ.get("BENCH_LEDGER") == "off" else AuditLog.open(settings)
-    app = create_gateway(settings, GatewayComponents(KeyTable(), Authorizer(), audit))
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="error",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        backlog=4096,
-    )
+    with Runtime.open(load_settings(config)) as rt:
+        p = rt.identity.create_principal("bench", roles=[Role.USER], team="bench")
+        return rt.identity.create_key(p.id, name="bench").token
+
+
+def gateway_cmd(port: int, workers: int) -> list[str]:
+    """The real server (create_app: identity service, Cedar, SQLite ledger) under uvicorn."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "bastion.app:create_app_from_env",
+        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--log-level", "error", "--no-access-log", "--backlog", "4096", "--workers", str(workers),
+    ]  # fmt: skip
 
 
 # -- driver -------------------------------------------------------------------------------------
@@ -193,12 +187,12 @@ def _ms(v: str) -> float:
     return {"us": x / 1000, "ms": x, "s": x * 1000}[m.group(2)]
 
 
-def wrk(url: str, body: bytes, conns: int, seconds: int, lua_dir: Path) -> dict[str, float]:
-    script = lua_dir / f"post{len(body)}.lua"
+def wrk(url: str, body: bytes, conns: int, seconds: int, lua_dir: Path, token: str = "x") -> dict[str, float]:
+    script = lua_dir / f"post{len(body)}-{abs(hash(token))}.lua"
     script.write_text(
         'wrk.method = "POST"\nwrk.body = [[' + body.decode() + "]]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-        'wrk.headers["Authorization"] = "Bearer bench-secret"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
     )
     out = subprocess.run(
         [
@@ -227,71 +221,162 @@ def wrk(url: str, body: bytes, conns: int, seconds: int, lua_dir: Path) -> dict[
     return res
 
 
+async def _ttfb(url: str, token: str, n: int) -> list[float]:
+    """Milliseconds to the first body byte of ``n`` sequential streamed calls (one keep-alive connection)."""
+    import aiohttp
+
+    out: list[float] = []
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            async with session.post(url, data=SBODY, headers=headers) as r:
+                await r.content.readany()
+                out.append((time.perf_counter() - t0) * 1000)
+                await r.read()
+    return out
+
+
+def ttfb(url: str, token: str, n: int) -> dict[str, float]:
+    xs = sorted(asyncio.run(_ttfb(url, token, n))[n // 10 :])  # first 10 % are warm-up
+    return {"p50": statistics.median(xs), "p99": xs[int(len(xs) * 0.99) - 1]}
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+class Bench:
+    def __init__(self, tmp: Path, seconds: int, repeats: int) -> None:
+        self.tmp, self.seconds, self.repeats = tmp, seconds, repeats
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.n = 0
+
+    def spawn(self, cpu: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(["taskset", "-c", cpu, *cmd], env=env or self.env)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+
+    def setup(self, delay: float, durable: bool, workers: int = 1) -> tuple[str, str, int, str]:
+        """Mock upstream on CPU 1, the real gateway on CPU 0 (both CPUs with 2 workers)."""
+        self.n += 1
+        up, gwp = free_port(), free_port()
+        self.spawn("1", [sys.executable, __file__, "mock", str(up), str(delay)])
+        wait_port(up)
+        config = write_config(self.tmp / f"data{self.n}", up, durable)
+        token = provision(config)
+        gw = self.spawn(
+            "0" if workers == 1 else "0,1",
+            gateway_cmd(gwp, workers),
+            {**self.env, "BASTION_CONFIG": str(config)},
+        )
+        wait_port(gwp)
+        direct = f"http://127.0.0.1:{up}/v1/chat/completions"
+        through = f"http://127.0.0.1:{gwp}/v1/chat/completions"
+        wrk(through, BODY, 8, 2, self.tmp, token)  # warm-up
+        return direct, through, gw.pid, token
+
+    def cell(
+        self, direct: str, through: str, pid: int, token: str, conns: int, body: bytes
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        ds, bs = [], []
+        for _ in range(self.repeats):
+            ds.append(wrk(direct, body, conns, self.seconds, self.tmp, token))
+            c0, r0 = cpu_seconds(pid), rss_mib(pid)
+            r = wrk(through, body, conns, self.seconds, self.tmp, token)
+            r["cpu_ms_per_req"] = (cpu_seconds(pid) - c0) * 1000 / max(1.0, r["requests"])
+            r["rss_before"], r["rss_after"] = r0, rss_mib(pid)
+            bs.append(r)
+        return _median(ds), _median(bs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--out", default=str(ROOT / "bench/results/gateway.md"))
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="each cell is run this often; medians reported")
+    ap.add_argument(
+        "--rss-requests", type=int, default=100_000, help="requests for the memory check (0: skip)"
+    )
+    ap.add_argument("--out", default=str(ROOT / "bench/results/gateway-latest.md"))
     ap.add_argument("role", nargs="?", default="driver")
     ap.add_argument("args", nargs="*")
     a = ap.parse_args()
     if a.role == "mock":
         run_mock(int(a.args[0]), float(a.args[1]))
         return
-    if a.role == "gateway":
-        run_gateway(int(a.args[0]), int(a.args[1]), a.args[2])
-        return
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
     tmp = Path(tempfile.mkdtemp(prefix="bastion-gw-bench-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-
-    def start(cpu: str, *args: str) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(["taskset", "-c", cpu, sys.executable, __file__, *args], env=env)
-        procs.append(p)
-        return p
-
-    rows: list[str] = []
+    b = Bench(tmp, a.seconds, a.repeats)
+    out: list[str] = [
+        f"Medians of {a.repeats} runs of {a.seconds} s per cell (wrk -t1); direct and Bastion back to back.",
+        "",
+    ]
     try:
-        results: dict[str, dict[str, float]] = {}
-        for delay in (0.0, 0.05):
-            up = free_port()
-            gwp = free_port()
-            start("1", "mock", str(up), str(delay))
-            gw = start("0", "gateway", str(gwp), str(up), str(tmp / f"data{int(delay * 1000)}"))
-            wait_port(up)
-            wait_port(gwp)
-            direct, through = (
-                f"http://127.0.0.1:{up}/v1/chat/completions",
-                f"http://127.0.0.1:{gwp}/v1/chat/completions",
-            )
-            tag = f"{int(delay * 1000)}ms"
-            wrk(through, BODY, 8, 2, tmp)  # warm-up
-            for conns in (1, 128) if delay else (1, 32):
-                for name, body in (("unary", BODY), ("stream", SBODY)):
-                    results[f"direct {tag} c{conns} {name}"] = wrk(direct, body, conns, a.seconds, tmp)
-                    c0, r0 = cpu_seconds(gw.pid), rss_mib(gw.pid)
-                    r = wrk(through, body, conns, a.seconds, tmp)
-                    r["cpu_ms_per_req"] = (cpu_seconds(gw.pid) - c0) * 1000 / max(1.0, r["requests"])
-                    r["rss_before"], r["rss_after"] = r0, rss_mib(gw.pid)
-                    results[f"bastion {tag} c{conns} {name}"] = r
-            for p in procs:
-                p.send_signal(signal.SIGINT)
-            for p in procs:
-                p.wait(30)
-            procs.clear()
-        rows = report(results, a.seconds)
+        for durable in (True, False):
+            results: dict[str, dict[str, float]] = {}
+            ttfbs: list[str] = []
+            for delay in (0.0, 0.05):
+                direct, through, pid, token = b.setup(delay, durable)
+                tag = f"{int(delay * 1000)}ms"
+                for conns in (1, 128) if delay else (1, 32):
+                    for name, body in (("unary", BODY), ("stream", SBODY)):
+                        d, r = b.cell(direct, through, pid, token, conns, body)
+                        (
+                            results[f"direct {tag} c{conns} {name}"],
+                            results[f"bastion {tag} c{conns} {name}"],
+                        ) = d, r
+                td, tb = ttfb(direct, token, 300), ttfb(through, token, 300)
+                ttfbs.append(
+                    f"| {tag} | {td['p50']:.2f} / {td['p99']:.2f} | {tb['p50']:.2f} / {tb['p99']:.2f} "
+                    f"| {tb['p50'] - td['p50']:.2f} / {tb['p99'] - td['p99']:.2f} |"
+                )
+                b.stop()
+            out += [f"### durable_audit: {'on' if durable else 'off'}", "", *report(results), ""]
+            out += ["Time to first streamed byte, one client, 270 calls after 30 warm-up (aiohttp):", "",
+                    "| upstream delay | direct p50 / p99 ms | Bastion p50 / p99 ms | added p50 / p99 ms |",
+                    "|---|---|---|---|", *ttfbs, ""]  # fmt: skip
+        # one vs two workers, 50 ms upstream, 128 clients (durable audit on)
+        rows = ["| workers | scenario | direct rps | Bastion rps | ratio |", "|---|---|---|---|---|"]
+        for workers in (1, 2):
+            direct, through, pid, token = b.setup(0.05, True, workers)
+            for name, body in (("unary", BODY), ("stream", SBODY)):
+                d, r = b.cell(direct, through, pid, token, 128, body)
+                rows.append(
+                    f"| {workers} | 50ms c128 {name} | {d['rps']:.0f} | {r['rps']:.0f} | {r['rps'] / d['rps']:.2f} |"
+                )
+            b.stop()
+        out += ["### Workers (50 ms upstream, 128 clients, durable audit on)", "", *rows, ""]
+        if a.rss_requests:
+            direct, through, pid, token = b.setup(0.0, True)
+            samples, done = [f"0: {rss_mib(pid):.0f}"], 0
+            while done < a.rss_requests:
+                done += int(wrk(through, BODY, 32, 10, tmp, token)["requests"])
+                samples.append(f"{done}: {rss_mib(pid):.0f}")
+            b.stop()
+            out += ["### Memory (0 ms upstream, 32 clients, durable audit on)", "",
+                    "Gateway RSS MiB after N requests: " + ", ".join(samples), ""]  # fmt: skip
     finally:
-        for p in procs:
-            p.kill()
+        b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    text = "\n".join(rows) + "\n"
+    text = "\n".join(out) + "\n"
     print(text)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(text)
 
 
-def report(results: dict[str, dict[str, float]], seconds: int) -> list[str]:
+def report(results: dict[str, dict[str, float]]) -> list[str]:
     rows = [
         "| scenario | direct rps | Bastion rps | ratio | direct p50 / p99 ms | Bastion p50 / p99 ms "
         "| added p50 / p99 ms | gateway CPU ms/req | gateway RSS MiB (before → after) | non-2xx |",
@@ -307,8 +392,6 @@ def report(results: dict[str, dict[str, float]], seconds: int) -> list[str]:
             f"| {b['p50'] - d['p50']:.2f} / {b['p99'] - d['p99']:.2f} | {b['cpu_ms_per_req']:.3f} "
             f"| {b['rss_before']:.0f} → {b['rss_after']:.0f} | {b['non2xx']:.0f} |"
         )
-    rows.append("")
-    rows.append(f"wrk -t1, {seconds} s per cell; gateway pinned to CPU 0, wrk and mock upstream to CPU 1.")
     return rows
 
 
