@@ -234,18 +234,7 @@ async def ledger_tail(
     n: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
     entries = await run_in_threadpool(_rt(request).audit.tail, n)
-    return [
-        {
-            "seq": e.seq,
-            "time": e.time_text,
-            "tag": e.event.tag.value,
-            "actor": e.event.actor,
-            "target": e.event.target,
-            "outcome": e.event.outcome,
-            "attributes": dict(e.event.attributes),
-        }
-        for e in entries
-    ]
+    return [e.to_json() for e in entries]
 
 
 @router.get("/ledger/proofs/inclusion/{seq}", tags=["ledger"])

@@ -86,18 +86,7 @@ def tail(
     """The last N entries, oldest first."""
     with runtime_from(ctx) as rt:
         entries = rt.audit.tail(n)
-    rows: list[dict[str, Any]] = [
-        {
-            "seq": e.seq,
-            "time": e.time_text,
-            "tag": e.event.tag.value,
-            "actor": e.event.actor,
-            "target": e.event.target,
-            "outcome": e.event.outcome,
-            "attributes": dict(e.event.attributes),
-        }
-        for e in entries
-    ]
+    rows: list[dict[str, Any]] = [e.to_json() for e in entries]
     if fmt is OutputFormat.TABLE:
         for row in rows:
             row["attributes"] = json.dumps(row["attributes"], ensure_ascii=False, sort_keys=True)

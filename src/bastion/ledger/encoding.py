@@ -224,6 +224,18 @@ class LedgerEntry:
     def time_text(self) -> str:
         return format_time(self.time)
 
+    def to_json(self) -> dict[str, JSONValue]:
+        """A JSON-ready view for people and APIs (the canonical bytes are :func:`encode_entry`)."""
+        return {
+            "seq": self.seq,
+            "time": self.time_text,
+            "tag": self.event.tag.value,
+            "actor": self.event.actor,
+            "target": self.event.target,
+            "outcome": self.event.outcome,
+            "attributes": dict(self.event.attributes),
+        }
+
 
 def encode_entry(entry: LedgerEntry) -> bytes:
     """The canonical bytes of ``entry``."""
