@@ -186,7 +186,7 @@ def big_safetensors(path: Path, gb: float) -> None:
             fh.write(chunk)
 
 
-def throughput(tools: list[str], repeats: int, gb: float, dense_mb: int) -> str:
+def throughput(tools: list[str], repeats: int, gb: float, dense_mb: int, peer_timeout: float = 300) -> str:
     work = OUT / "speed"
     work.mkdir(parents=True, exist_ok=True)
     files = {
@@ -200,21 +200,23 @@ def throughput(tools: list[str], repeats: int, gb: float, dense_mb: int) -> str:
         big_checkpoint(files["PyTorch zip checkpoint"], gb)
     if not files["safetensors"].exists():
         big_safetensors(files["safetensors"], gb)
-    lines = [
-        "| file | size | " + " | ".join(f"{t} MB/s (median of {repeats})" for t in tools) + " |",
-        "|---|---|" + "---|" * len(tools),
-    ]
+    header = "| file | size | " + " | ".join(f"{t} MB/s" for t in tools) + " |"
+    lines = [header, "|---|---|" + "---|" * len(tools)]
+    print("\n".join(lines), flush=True)
     for label, p in files.items():
         cells = []
         for t in tools:
             times = []
             for _ in range(repeats):
-                rows = bastion_scan([p]) if t == "bastion" else peer_scan(t, [p], timeout=600)
-                if not rows:
+                rows = bastion_scan([p]) if t == "bastion" else peer_scan(t, [p], timeout=peer_timeout)
+                if not rows or rows[0][2]:
                     break
                 times.append(rows[0][3])
+                if rows[0][3] > 30:  # slow tools: one run is enough to place them
+                    break
             cells.append(f"{p.stat().st_size / statistics.median(times) / 1e6:,.1f}" if times else "n/a")
         lines.append(f"| {label} | {p.stat().st_size / 1e6:,.0f} MB | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
     return "\n".join(lines)
 
 
@@ -248,7 +250,7 @@ def dataset_bench(seed: int = 0) -> str:
     if not data.exists():
         lines.append("| trigger phrase / payloads | skipped: ../shared/data not present | | | |")
         return "\n".join(lines)
-    rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").split("\n") if line.strip()]
     benign = [r for r in rows if r["label"] == 0 and len(r["text"]) < 2000][:3000]
     attacks = [r["text"] for r in rows if r["label"] == 1][:100]
     texts = [r["text"] for r in benign]
@@ -293,6 +295,7 @@ def main() -> int:
     ap.add_argument("--dense-mb", type=int, default=20)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--dataset", action="store_true", help="run only the data-set poisoning bench")
+    ap.add_argument("--speed-only", action="store_true", help="only the large-file throughput table")
     args = ap.parse_args()
     if args.dataset:
         print("## Data-set poisoning\n")
@@ -301,19 +304,20 @@ def main() -> int:
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     files = [CORPUS / m["path"] for m in manifest]
     results: dict[str, list[tuple[str, bool, bool, float]]] = {}
-    for tool in args.tools.split(","):
+    for tool in [] if args.speed_only else args.tools.split(","):
         rows = bastion_scan(files) if tool == "bastion" else peer_scan(tool, files, timeout=1800)
         if rows is None:
             print(f"(skipping {tool}: not installed under bench/out/venv-{tool} or failed)", file=sys.stderr)
             continue
         results[tool] = rows
-    print(f"## Detection and false positives ({len(files)} files)\n")
-    print(detection_table(manifest, results))
-    print("\n## Corpus speed (small files; per-file overhead dominates)\n")
-    print(speed_row(results))
+    if not args.speed_only:
+        print(f"## Detection and false positives ({len(files)} files)\n")
+        print(detection_table(manifest, results))
+        print("\n## Corpus speed (small files; per-file overhead dominates)\n")
+        print(speed_row(results), flush=True)
     if not args.skip_speed:
-        print("\n## Throughput on large files\n")
-        print(throughput(list(results), args.repeats, args.gb, args.dense_mb))
+        print(f"\n## Throughput on large files (median of {args.repeats}; n/a = error or time limit)\n")
+        throughput(list(results) or args.tools.split(","), args.repeats, args.gb, args.dense_mb)
     return 0
 
 
