@@ -38,7 +38,9 @@ def minhash(norm: str) -> np.ndarray:
     words = norm.split()
     grams = {" ".join(words[i : i + 2]) for i in range(max(len(words) - 1, 1))}
     h = np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
-    sig: np.ndarray = (((_A[:, None] * h[None, :] + _B[:, None]) % _PRIME).min(axis=1) & 0xFFFFFFFF).astype(np.uint32)
+    sig: np.ndarray = (((_A[:, None] * h[None, :] + _B[:, None]) % _PRIME).min(axis=1) & 0xFFFFFFFF).astype(
+        np.uint32
+    )
     return sig
 
 

@@ -33,7 +33,9 @@ from bastion.scanners.model.pickle_scan import NeedsJoblib, scan_pickle_stream
 from bastion.scanners.model.templates import scan_chat_template
 
 SCANNER_NAME = "bastion-model-scanner"
-_PICKLE_EXTENSIONS = frozenset([".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".jbl", ".dill", ".sav", ".p"])
+_PICKLE_EXTENSIONS = frozenset(
+    [".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".jbl", ".dill", ".sav", ".p"]
+)
 _CODE_FORMATS = frozenset({F.PICKLE, F.TORCH_LEGACY, F.JOBLIB})
 _FULL_READ = frozenset(
     {
