@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import typer
 
 from bastion.config import Settings, load_settings
+from bastion.domain.events import AuditEvent
+from bastion.services.audit import AuditLog
 from bastion.services.runtime import Runtime
 
 
@@ -38,3 +40,9 @@ def cli_actor() -> str:
     except (KeyError, OSError):
         user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
     return f"cli:{user}"
+
+
+def record_event(ctx: typer.Context, event: AuditEvent) -> None:
+    """Append ``event`` to the ledger of this invocation's settings; returns once it is durable."""
+    with AuditLog.open(settings_from(ctx)) as log:
+        log.record(event)

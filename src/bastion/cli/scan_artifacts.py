@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from bastion.cli.output import err, out
+from bastion.cli.runtime import cli_actor, record_event
 from bastion.cli.scan import scan_app
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
 from bastion.domain.findings import Severity
@@ -88,7 +89,7 @@ def record_scan(ctx: typer.Context, tag: EventTag, report: ScanReport, target: s
     digests.extend(r.digest for r in report.results[:100] if r.digest is not None)
     event = AuditEvent(
         tag=tag,
-        actor="cli",
+        actor=cli_actor(),
         target=target[:500],
         outcome="failure" if any(r.error for r in report.results) else "success",
         attributes={
@@ -100,19 +101,7 @@ def record_scan(ctx: typer.Context, tag: EventTag, report: ScanReport, target: s
             "digests": digests,
         },
     )
-    # Single call site for the ledger. bastion.services.audit is built by another engineer; until it
-    # exists the event is not recorded (AUDIT-TODO: remove this guard once AuditLog lands).
-    try:
-        from bastion.services.audit import AuditLog  # type: ignore[import-not-found, unused-ignore]
-    except ModuleNotFoundError:
-        return
-    from bastion.cli.runtime import settings_from
-
-    log = AuditLog.open(settings_from(ctx))
-    try:
-        log.record(event)
-    finally:
-        log.close()
+    record_event(ctx, event)
 
 
 @scan_app.command("model")

@@ -26,8 +26,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from bastion.cli.output import err, out
+from bastion.cli.runtime import cli_actor, record_event
 from bastion.cli.scan import scan_app
-from bastion.domain.findings import Finding, Severity, Span, Verdict
+from bastion.domain.events import AuditEvent, EventTag, JSONValue
+from bastion.domain.findings import Action, Finding, Severity, Span, Verdict
 from bastion.domain.reports import ScanReport, TargetResult
 from bastion.errors import InputError
 
@@ -105,6 +107,27 @@ def _fails(verdict: Verdict, fail_on: FailOn) -> bool:
     return any(f.severity.at_least(Severity(fail_on.value)) for f in verdict.findings)
 
 
+def _audit(ctx: typer.Context, target: str, verdicts: Sequence[Verdict | None]) -> None:
+    """One ledger event per scan command: counts only, never the scanned text."""
+    real = [v for v in verdicts if v is not None]
+    record_event(
+        ctx,
+        AuditEvent(
+            EventTag.SCAN_PROMPT_COMPLETED,
+            cli_actor(),
+            target=target[:500],
+            outcome="failure" if len(real) < len(verdicts) or any(v.errors for v in real) else "success",
+            attributes={
+                "scanned": len(verdicts),
+                "blocked": sum(1 for v in real if v.action is Action.BLOCK),
+                "flagged": sum(1 for v in real if v.action is Action.FLAG),
+                "errors": len(verdicts) - len(real) + sum(1 for v in real if v.errors),
+                "finding_types": list[JSONValue](sorted({f.type for v in real for f in v.findings})[:50]),
+            },
+        ),
+    )
+
+
 def _emit(
     records: list[dict[str, Any]], results: list[TargetResult], fmt: TextFormat, started: float
 ) -> None:
@@ -148,6 +171,7 @@ def _table(records: list[dict[str, Any]]) -> None:
 
 @scan_app.command("text")
 def scan_text(
+    ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The text to scan (use `scan file -` for stdin).")],
     fmt: FormatOpt = TextFormat.TABLE,
     fail_on: FailOnOpt = FailOn.NONE,
@@ -158,6 +182,7 @@ def scan_text(
     started = time.perf_counter()
     verdict = _verdict(text, _names(detector, direction), direction)
     _emit([_record("text", verdict)], [TargetResult("text", verdict.findings)], fmt, started)
+    _audit(ctx, "text", [verdict])
     if _fails(verdict, fail_on):
         raise typer.Exit(1)
 
@@ -176,6 +201,7 @@ def _shift(f: Finding, offset: int) -> Finding:
 
 @scan_app.command("file")
 def scan_file(
+    ctx: typer.Context,
     path: Annotated[
         Path, typer.Argument(help="A text file (UTF-8; invalid bytes are replaced); - for stdin.")
     ],
@@ -185,7 +211,6 @@ def scan_file(
     direction: DirectionOpt = "input",
 ) -> None:
     """Scan a text file in segments, with a progress bar on stderr."""
-    from bastion.domain.findings import Action
 
     started = time.perf_counter()
     names = _names(detector, direction)
@@ -212,6 +237,7 @@ def scan_file(
     target = str(path)
     result = TargetResult(target, verdict.findings, error=", ".join(errors) or None, size=len(text))
     _emit([_record(target, verdict)], [result], fmt, started)
+    _audit(ctx, target, [verdict])
     if _fails(verdict, fail_on):
         raise typer.Exit(1)
 
@@ -259,6 +285,7 @@ def _prompt_line(
 
 @scan_app.command("prompts")
 def scan_prompts(
+    ctx: typer.Context,
     path: Annotated[
         Path, typer.Argument(help="JSONL file, one object with a `text` field per line; - for stdin.")
     ],
@@ -277,6 +304,7 @@ def scan_prompts(
     stream = sys.stdin if str(path) == "-" else _open(path)
     records: list[dict[str, Any]] = []
     results: list[TargetResult] = []
+    verdicts: list[Verdict | None] = []
     failed = False
     total = 0 if str(path) == "-" else max(1, path.stat().st_size)
     with stream, _progress() as progress:
@@ -287,6 +315,7 @@ def scan_prompts(
                 rec, verdict = {"line": n, "error": "empty line"}, None
             else:
                 rec, verdict = _prompt_line(n, line, names, direction)
+            verdicts.append(verdict)
             failed = failed or verdict is None or _fails(verdict, fail_on)
             if fmt is TextFormat.JSONL:
                 sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -304,6 +333,7 @@ def scan_prompts(
         for r in records:
             r.setdefault("target", f"line {r['line']}")
         _emit(records, results, fmt, started)
+    _audit(ctx, str(path), verdicts)
     if failed:  # a finding at --fail-on, a failed detector, or a malformed line (fail closed)
         raise typer.Exit(1)
 

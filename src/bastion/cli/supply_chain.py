@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bastion.cli.output import err, out
+from bastion.cli.runtime import cli_actor, record_event
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
 from bastion.errors import InputError
 
@@ -30,21 +31,6 @@ def _method(value: str) -> object:
         raise InputError(
             f"unknown signing method {value!r}", hint="Use key, certificate or sigstore."
         ) from None
-
-
-def _record(ctx: typer.Context, event: AuditEvent) -> None:
-    # Single ledger call site; bastion.services.audit is built by another engineer (AUDIT-TODO).
-    try:
-        from bastion.services.audit import AuditLog  # type: ignore[import-not-found, unused-ignore]
-    except ModuleNotFoundError:
-        return
-    from bastion.cli.runtime import settings_from
-
-    log = AuditLog.open(settings_from(ctx))
-    try:
-        log.record(event)
-    finally:
-        log.close()
 
 
 def sign(
@@ -78,11 +64,11 @@ def sign(
         certificate=certificate,
         certificate_chain=tuple(chain or ()),
     )
-    _record(
+    record_event(
         ctx,
         AuditEvent(
             EventTag.ARTIFACT_SIGNED,
-            actor="cli",
+            actor=cli_actor(),
             target=str(path),
             attributes={"method": info.method.value, "signature": str(info.signature_path)},
         ),
@@ -122,11 +108,11 @@ def verify(
         )
     except ModelVerificationError as e:
         problems: list[JSONValue] = list(e.problems[:50])
-        _record(
+        record_event(
             ctx,
             AuditEvent(
                 EventTag.ARTIFACT_VERIFIED,
-                actor="cli",
+                actor=cli_actor(),
                 target=str(path),
                 outcome="failure",
                 attributes={"problems": problems},
@@ -134,11 +120,11 @@ def verify(
         )
         err.print(f"[bold red]verification failed[/]: {e.message}", highlight=False)
         raise typer.Exit(1) from None
-    _record(
+    record_event(
         ctx,
         AuditEvent(
             EventTag.ARTIFACT_VERIFIED,
-            actor="cli",
+            actor=cli_actor(),
             target=str(path),
             attributes={"method": info.method.value},
         ),
@@ -170,11 +156,11 @@ def bom(
         }
     doc = build_ml_bom(path, scan_summary=summary)
     text = json.dumps(doc, indent=2) + "\n"
-    _record(
+    record_event(
         ctx,
         AuditEvent(
             EventTag.BOM_CREATED,
-            actor="cli",
+            actor=cli_actor(),
             target=str(path),
             attributes={"components": len(doc["metadata"]["component"].get("components", []))},
         ),
