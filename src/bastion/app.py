@@ -39,7 +39,6 @@ from bastion.domain.access import Operation
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
 from bastion.domain.identity import Authentication, Principal, PrincipalKind
 from bastion.gateway import GatewayComponents, create_gateway
-from bastion.services.audit import AuditLog
 from bastion.services.content_vault import ContentVault
 from bastion.services.identity import IdentityService
 from bastion.services.keys import KeyService, provider_from_settings
@@ -62,20 +61,8 @@ class IdentityAuthenticator:
         self._identity = identity
 
     async def authenticate(self, credential: str, client_ip: str) -> Authentication:
-        return await self._identity.aauthenticate(credential, client_ip)
-
-
-class CallScopedAudit:
-    """The ledger as the gateway's identity service sees it: successful authentications are left
-    to the call's own ledger event (which names the key and method); everything else is recorded."""
-
-    def __init__(self, audit: AuditLog) -> None:
-        self._audit = audit
-
-    def record(self, event: AuditEvent) -> object:
-        if event.tag is EventTag.AUTHN_SUCCEEDED:
-            return None
-        return self._audit.record(event)
+        # The call's own ledger event names the key and method; failures are recorded here.
+        return await self._identity.aauthenticate(credential, client_ip, record_success=False)
 
 
 class UsageNotes:
@@ -190,9 +177,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
                 rt.close()
 
     admin.router.lifespan_context = lifespan
-    gateway_identity = IdentityService.from_settings(rt.engine, CallScopedAudit(rt.audit), settings.auth)
     components = GatewayComponents(
-        authenticator=IdentityAuthenticator(gateway_identity),
+        authenticator=IdentityAuthenticator(rt.identity),
         authorizer=rt.authorizer,
         audit=rt.audit,
         readiness=DatabaseReadiness(rt),

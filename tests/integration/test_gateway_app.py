@@ -97,6 +97,14 @@ def test_each_call_is_one_ledger_event_and_usage_reaches_access_review(tmp_path:
             assert entry["actor"] == app.principal_id
 
 
+def test_revocation_takes_effect_at_the_gateway_at_once(tmp_path: Path) -> None:
+    with running(load_settings(None, data_dir=str(tmp_path / "data"))) as app, app.client() as c:
+        c.chat.completions.create(model="bastion-demo", messages=[{"role": "user", "content": "hi"}])
+        app.rt.identity.revoke_key(app.key_id, actor="test")  # as the admin API does, in this process
+        with pytest.raises(openai.AuthenticationError):
+            c.chat.completions.create(model="bastion-demo", messages=[{"role": "user", "content": "hi"}])
+
+
 @pytest.fixture
 def content_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     cfg = tmp_path / "bastion.yaml"

@@ -372,19 +372,31 @@ class IdentityService:
 
     # -- authentication --------------------------------------------------------------------------
 
-    def authenticate(self, credential: str, client_ip: str | None = None) -> Authentication:
-        """An API key (``<prefix>_…``) or, when OIDC is configured, a JWT bearer token."""
+    def authenticate(
+        self, credential: str, client_ip: str | None = None, *, record_success: bool = True
+    ) -> Authentication:
+        """An API key (``<prefix>_…``) or, when OIDC is configured, a JWT bearer token.
+
+        Failures are always recorded. ``record_success=False`` is for callers that record the
+        success in their own event (the gateway's one event per call names the key and method).
+        """
         if isinstance(credential, str) and credential.startswith(self._prefix + "_"):
-            return self.authenticate_api_key(credential, client_ip)
+            return self.authenticate_api_key(credential, client_ip, record_success=record_success)
         if self._oidc is not None and isinstance(credential, str) and credential.count(".") == 2:
-            return self.authenticate_bearer(credential, client_ip)
-        return self.authenticate_api_key(credential, client_ip)
+            return self.authenticate_bearer(credential, client_ip, record_success=record_success)
+        return self.authenticate_api_key(credential, client_ip, record_success=record_success)
 
-    async def aauthenticate(self, credential: str, client_ip: str | None = None) -> Authentication:
+    async def aauthenticate(
+        self, credential: str, client_ip: str | None = None, *, record_success: bool = True
+    ) -> Authentication:
         """:meth:`authenticate` off the event loop (database lookups and ledger writes block)."""
-        return await asyncio.to_thread(self.authenticate, credential, client_ip)
+        return await asyncio.to_thread(
+            self.authenticate, credential, client_ip, record_success=record_success
+        )
 
-    def authenticate_api_key(self, raw: str, client_ip: str | None = None) -> Authentication:
+    def authenticate_api_key(
+        self, raw: str, client_ip: str | None = None, *, record_success: bool = True
+    ) -> Authentication:
         """Check an API key: shape, hash, revocation, expiry, principal, source IP. Records the outcome."""
         try:
             auth = self._check_api_key(raw, client_ip)
@@ -399,13 +411,14 @@ class IdentityService:
                 client_ip=client_ip,
             )
             raise
-        self._emit(
-            EventTag.AUTHN_SUCCEEDED,
-            auth.principal.id,
-            auth.key_id or "",
-            method=AuthMethod.API_KEY.value,
-            key_id=auth.key_id,
-        )
+        if record_success:
+            self._emit(
+                EventTag.AUTHN_SUCCEEDED,
+                auth.principal.id,
+                auth.key_id or "",
+                method=AuthMethod.API_KEY.value,
+                key_id=auth.key_id,
+            )
         return auth
 
     def _check_api_key(self, raw: str, client_ip: str | None) -> Authentication:
@@ -440,7 +453,9 @@ class IdentityService:
             expires_at=key.expires_at,
         )
 
-    def authenticate_bearer(self, token: str, client_ip: str | None = None) -> Authentication:
+    def authenticate_bearer(
+        self, token: str, client_ip: str | None = None, *, record_success: bool = True
+    ) -> Authentication:
         """Verify an OIDC bearer token (issuer, audience, expiry, signature against the JWKS)."""
         try:
             if self._oidc is None:
@@ -458,7 +473,8 @@ class IdentityService:
             )  # fmt: skip
             raise
         exp = claims.get("exp")
-        self._emit(EventTag.AUTHN_SUCCEEDED, principal.id, principal.id, method=AuthMethod.OIDC.value)
+        if record_success:
+            self._emit(EventTag.AUTHN_SUCCEEDED, principal.id, principal.id, method=AuthMethod.OIDC.value)
         return Authentication(
             principal=principal,
             method=AuthMethod.OIDC,
