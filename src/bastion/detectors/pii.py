@@ -79,9 +79,17 @@ _CARD_PREFIXES = (
 )
 
 
+_MAESTRO_PREFIXES = ("50", *(str(p) for p in range(56, 70)))  # Maestro also issues 12-digit numbers
+
+
 def _valid_card(s: str) -> bool:
     d = _digits(s)
-    if not 13 <= len(d) <= 19 or not d.startswith(_CARD_PREFIXES + tuple(str(p) for p in range(2221, 2721))):
+    if len(d) == 12:
+        if not d.startswith(_MAESTRO_PREFIXES):
+            return False
+    elif not 13 <= len(d) <= 19 or not d.startswith(
+        _CARD_PREFIXES + tuple(str(p) for p in range(2221, 2721))
+    ):
         return False
     return bool(luhn.is_valid(d)) and len(set(d)) > 1
 
@@ -123,7 +131,7 @@ PATTERNS: tuple[_Pattern, ...] = (
         0,
         lambda s: True,
     ),
-    _Pattern("payment_card", "card", r"\b(?:\d[ -]?){12,18}\d\b", 0, _valid_card),
+    _Pattern("payment_card", "card", r"\b(?:\d[ -]?){11,18}\d\b", 0, _valid_card),
     _Pattern(
         "iban",
         "iban",
@@ -247,7 +255,14 @@ def find_entities(text: str, regions: Sequence[str] = DEFAULT_REGIONS) -> list[E
     return _resolve(found)
 
 
-PHONE_CANDIDATE = r"(?:\+|\(|\b)\d[\d ().\-]{5,18}\d\b"
+PHONE_CANDIDATE = r"(?:\+|\(|\b)\d[\d ().\-]{5,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b"
+# Dates, times and version numbers that phonenumbers would accept as national numbers.
+_NOT_A_PHONE = (
+    r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|\d{1,3}(?:\.\d{1,2}){2,})\b"
+)
+# A bare run of digits (no +, brackets or separators) is an order or account number unless a
+# phone word stands shortly before it ("call me at …", "tel: …").
+_PHONE_CUE = r"(?i)(?:phone|tel|mobile|cell|call|fax|whatsapp|sms|téléphone|telefon|teléfono|telefone|电话|電話)\D{0,24}$"
 
 
 @cache
@@ -255,19 +270,43 @@ def _phone_rx() -> re2._Regexp:
     return re2.compile(PHONE_CANDIDATE)
 
 
+@cache
+def _not_a_phone_rx() -> re2._Regexp:
+    return re2.compile(_NOT_A_PHONE)
+
+
+@cache
+def _phone_cue_rx() -> re2._Regexp:
+    return re2.compile(_PHONE_CUE)
+
+
+def _plausible_phone(text: str, start: int, cand: str) -> bool:
+    if _not_a_phone_rx().search(cand):
+        return False
+    if cand.isdigit():
+        return _phone_cue_rx().search(text[max(0, start - 40) : start]) is not None
+    return True
+
+
 def _phones(text: str, regions: Sequence[str]) -> list[Entity]:
     """Phone-like runs (RE2) confirmed by ``phonenumbers`` for any of ``regions``."""
     out: list[Entity] = []
     for m in _phone_rx().finditer(text):
         cand = m.group(0)
-        if sum(c.isdigit() for c in cand) < 7:
+        if sum(c.isdigit() for c in cand) < 7 or not _plausible_phone(text, m.start(), cand):
             continue
         for region in ("ZZ",) if cand.startswith("+") else regions:
             try:
                 num = phonenumbers.parse(cand, None if region == "ZZ" else region)
             except phonenumbers.NumberParseException:
                 break
-            if phonenumbers.is_valid_number(num):
+            # Valid per the numbering plan; or, for "+" numbers and numbers right after a phone
+            # word, possible (right length): generated and newly allocated ranges are often not
+            # in the metadata, and the context already says "phone".
+            if phonenumbers.is_valid_number(num) or (
+                phonenumbers.is_possible_number(num)
+                and (cand.startswith("+") or _phone_cue_rx().search(text[max(0, m.start() - 40) : m.start()]))
+            ):
                 out.append(Entity("phone", "phone", Span(m.start(), m.end())))
                 break
     return out

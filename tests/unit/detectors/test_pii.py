@@ -103,3 +103,30 @@ def test_keyed_pseudonyms_are_stable_and_reversible_only_with_the_key() -> None:
         Pseudonymizer(os.urandom(64)).restore(first.text, first.vault)
     with pytest.raises(InputError):
         Pseudonymizer(b"short")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The meeting is on 2024-01-01 at 10:00.",
+        "we met on 12/03/2024 in Lyon",
+        "upgrade to version 10.15.7 today",
+        "Order #20240101123 shipped",
+        "ticket 4839201184 closed",
+    ],
+)
+def test_dates_versions_and_bare_order_numbers_are_not_phones(text: str) -> None:
+    assert [e for e in find_entities(text, ("US", "GB", "DE", "FR")) if e.entity == "phone"] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["call me at 6998603082", "phone: 02079460958", "tel. 0321538885", "ring 826-801-8159x08301 any time"],
+)
+def test_bare_numbers_after_a_phone_word_and_extensions_are_phones(text: str) -> None:
+    assert [e.entity for e in find_entities(text, ("US", "GB", "FR"))] == ["phone"]
+
+
+def test_twelve_digit_maestro_numbers_are_cards_only_with_a_maestro_prefix_and_luhn() -> None:
+    assert [e.entity for e in find_entities("card 639084148522 please", ("US",))] == ["payment_card"]
+    assert find_entities("ref 412345678903 please", ("US",)) == []  # 12 digits, not a Maestro prefix
