@@ -45,7 +45,9 @@ class BastionError(Exception):
 
 class ConfigError(BastionError):
     code = "config_error"
-    hint = "Fix the named key in bastion.yaml (or its BASTION_* variable); `bastion config check` re-validates."
+    hint = (
+        "Fix the named key in bastion.yaml (or its BASTION_* variable); `bastion config check` re-validates."
+    )
 
 
 class StoreError(BastionError):
@@ -60,7 +62,9 @@ class LedgerError(BastionError):
 
 class LedgerIntegrityError(LedgerError):
     code = "ledger_integrity"
-    hint = "The ledger was modified outside Bastion. Preserve the database for investigation; do not repair it."
+    hint = (
+        "The ledger was modified outside Bastion. Preserve the database for investigation; do not repair it."
+    )
 
 
 class AuthError(BastionError):

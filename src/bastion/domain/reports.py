@@ -38,4 +38,6 @@ class ScanReport:
 
     def fails(self, threshold: Severity) -> bool:
         """True when any finding reaches ``threshold`` or any target could not be analysed."""
-        return any(r.error for r in self.results) or any(f.severity.at_least(threshold) for f in self.findings)
+        return any(r.error for r in self.results) or any(
+            f.severity.at_least(threshold) for f in self.findings
+        )
