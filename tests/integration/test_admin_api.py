@@ -187,3 +187,17 @@ def test_openapi_lists_admin_routes(client: TestClient) -> None:
             .replace("/inclusion/0", "/inclusion/{seq}")
             in spec["paths"]
         )
+
+
+def test_oversized_body_is_413_before_authentication(client: TestClient, runtime: Runtime) -> None:
+    big = b"x" * (runtime.settings.server.max_body_bytes + 1)
+    resp = client.post("/admin/v1/keys", content=big, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "request_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        for _ in range(5):
+            yield b"y" * (runtime.settings.server.max_body_bytes // 4)
+
+    resp = client.post("/admin/v1/keys", content=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.admin.auth import requires
+from bastion.admin.body_limit import BodyLimitMiddleware
 from bastion.admin.errors import install_error_handlers
 from bastion.domain.access import Operation, Resource
 from bastion.domain.identity import Authentication, KeyScope, PrincipalKind, Role
@@ -301,6 +302,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.server.max_body_bytes)
     install_error_handlers(app)
     app.include_router(router)
     return app
