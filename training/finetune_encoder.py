@@ -340,10 +340,15 @@ def report(args: argparse.Namespace) -> int:
             # parameter-free late fusion: mean of the two probabilities
             fused = 0.5 * (1.0 / (1.0 + np.exp(-np.clip(s, -50, 50))) + lr_scores)
             table["enc+lr_mean"] = summarise("mean(encoder prob, LR prob)", rows, groups, fused)
+            # a cascade: the encoder is consulted only when the LR probability is in [0.5, 0.95]
+            cascade = np.where((lr_scores >= 0.5) & (lr_scores <= 0.95), fused, lr_scores)
+            table["cascade"] = summarise("LR; mean(enc, LR) when LR in [0.5, 0.95]", rows, groups, cascade)
+            table["cascade"]["share_in_band"] = round(float(np.mean(cascade != lr_scores)), 4)
     y = np.asarray([r["label"] for r in rows])
     all_scores = {"hashed_lr": lr_scores, **{k: np.asarray(v["scores"]) for k, v in data["variants"].items()}}
     if "enc" in data["variants"]:
         all_scores["enc+lr_mean"] = fused
+        all_scores["cascade"] = cascade
     for k, s in all_scores.items():  # context for the 1 % point: ranking quality and looser operating points
         table[k]["auc"] = round(float(roc_auc_score(y, s)), 4)
         table[k]["tpr_at_5pct_fpr"] = round(tpr_at_fpr(s, y, 0.05)[0], 4)
