@@ -14,14 +14,14 @@ test: venv
 	$(VENV)/bin/pytest
 
 lint:
-	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench training
+	$(VENV)/bin/ruff check src tests bench training
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 format:
-	$(VENV)/bin/ruff format src tests bench
-	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench training
+	$(VENV)/bin/ruff check --fix src tests bench training
 
 bench:
 	$(PY) bench/run_all.py

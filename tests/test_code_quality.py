@@ -20,8 +20,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "cmd",
     [
-        ("ruff", "check", "src", "tests", "bench"),
-        ("ruff", "format", "--check", "src", "tests", "bench"),
+        ("ruff", "check", "src", "tests", "bench", "training"),
+        ("ruff", "format", "--check", "src", "tests", "bench", "training"),
         ("lint-imports",),
         ("mypy",),
     ],
