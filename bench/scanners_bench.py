@@ -220,6 +220,110 @@ def throughput(tools: list[str], repeats: int, gb: float, dense_mb: int, peer_ti
     return "\n".join(lines)
 
 
+_PICKLE_DRIVER = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from bastion.scanners.model.interface import Deadline, ScanLimits
+from bastion.scanners.model.pickle_scan import scan_pickle_stream
+out = {}
+for p in json.loads(sys.argv[2]):
+    data = open(p, "rb").read()
+    times = []
+    for _ in range(int(sys.argv[3])):
+        t = time.perf_counter()
+        r = scan_pickle_stream(data, location=p, limits=ScanLimits(), deadline=Deadline(600.0))
+        times.append(time.perf_counter() - t)
+    out[p] = [len(data), statistics.median(times), len(r.findings)]
+print(json.dumps(out))
+"""
+
+
+def dense_pickles(work: Path, dense_mb: int) -> dict[str, Path]:
+    """The opcode-dense pickles of the speed table (built once, deterministic content)."""
+    import collections
+    import datetime
+    import pickle
+
+    files = {
+        "records + 200k vocab, protocol 4 (the large-file table's file)": work / "dense.pkl",
+        "list of small dicts, protocol 4": work / "dicts.pkl",
+        "{str: int} vocabulary (500k), protocol 4": work / "vocab.pkl",
+        "list of short strings (1M), protocol 2": work / "strings.pkl",
+        "sklearn-like object graph (50k REDUCE/BUILD), protocol 2": work / "objects.pkl",
+    }
+    if not files["records + 200k vocab, protocol 4 (the large-file table's file)"].exists():
+        opcode_dense(work / "dense.pkl", dense_mb)
+    builders = {
+        "dicts.pkl": lambda: pickle.dumps(
+            [{"id": i, "label": i % 7, "score": i / 3, "ok": True} for i in range(300_000)], protocol=4
+        ),
+        "vocab.pkl": lambda: pickle.dumps({f"tok{i}": i for i in range(500_000)}, protocol=4),
+        "strings.pkl": lambda: pickle.dumps([f"s{i % 5000}x{i}" for i in range(1_000_000)], protocol=2),
+        "objects.pkl": lambda: pickle.dumps(
+            [collections.OrderedDict(a=i, b=(i, "x")) for i in range(25_000)]
+            + [datetime.date(2020, 1, 1 + i % 28) for i in range(25_000)],
+            protocol=2,
+        ),
+    }
+    for name, build in builders.items():
+        if not (work / name).exists():
+            (work / name).write_bytes(build())
+    return files
+
+
+def pickle_speed(repeats: int, dense_mb: int, baseline_src: str | None) -> str:
+    """MB/s of the pickle simulator alone on opcode-dense pickles (median of ``repeats``).
+
+    With ``baseline_src`` (a ``src`` directory of another revision, e.g. from
+    ``git archive REV src | tar -x -C /tmp/base``) both trees are timed in alternating
+    subprocesses of the same run, so the ratio is not skewed by other load on the machine.
+    """
+    work = OUT / "speed"
+    work.mkdir(parents=True, exist_ok=True)
+    files = dense_pickles(work, dense_mb)
+    trees = {"this tree": str(HERE.parent / "src")}
+    if baseline_src:
+        trees = {"baseline": baseline_src, **trees}
+    runs: dict[str, list[dict[str, list[float]]]] = {t: [] for t in trees}
+    names = json.dumps([str(p) for p in files.values()])
+    for _ in range(repeats):
+        for label, src in trees.items():
+            proc = subprocess.run(
+                [sys.executable, "-c", _PICKLE_DRIVER, src, names, "1"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[label].append(json.loads(proc.stdout.splitlines()[-1]))
+    cols = list(trees)
+    head = "| pickle | size | opcodes | " + " | ".join(f"{t} MB/s" for t in cols)
+    head += " | speed-up |" if baseline_src else " |"
+    lines = [head, "|---|---|---|" + "---|" * (len(cols) + (1 if baseline_src else 0))]
+    for label, p in files.items():
+        size = p.stat().st_size
+        meds = [statistics.median(r[str(p)][1] for r in runs[t]) for t in cols]
+        cells = [f"{size / m / 1e6:.1f}" for m in meds]
+        ratio = f" | {meds[0] / meds[-1]:.2f}x" if baseline_src else ""
+        lines.append(
+            f"| {label} | {size / 1e6:.1f} MB | {_opcode_count(p):,} | " + " | ".join(cells) + ratio + " |"
+        )
+    return "\n".join(lines)
+
+
+def _opcode_count(p: Path) -> int:
+    import pickletools
+
+    data = p.read_bytes()
+    count, pos = 0, 0
+    while pos < len(data):  # several pickles may follow each other
+        for op, _arg, at in pickletools.genops(data[pos:]):
+            count += 1
+            if op.name == "STOP":
+                pos += at + 1
+                break
+    return count
+
+
 def dataset_bench(seed: int = 0) -> str:
     """Plant poison and report recall and false-positive rate of the data-set checks.
 
@@ -296,7 +400,15 @@ def main() -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--dataset", action="store_true", help="run only the data-set poisoning bench")
     ap.add_argument("--speed-only", action="store_true", help="only the large-file throughput table")
+    ap.add_argument(
+        "--pickle-speed", action="store_true", help="only the pickle simulator on opcode-dense pickles"
+    )
+    ap.add_argument("--baseline-src", help="with --pickle-speed: a src/ tree to time against, same run")
     args = ap.parse_args()
+    if args.pickle_speed:
+        print(f"## Pickle simulator on opcode-dense pickles (median of {args.repeats})\n")
+        print(pickle_speed(args.repeats, args.dense_mb, args.baseline_src))
+        return 0
     if args.dataset:
         print("## Data-set poisoning\n")
         print(dataset_bench())
