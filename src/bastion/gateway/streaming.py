@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -113,15 +114,24 @@ class _Relay:
         #: the payloads sent, kept only for encrypted content recording
         self.sent: list[bytes] | None = [] if call.prompt_body is not None else None
 
-    async def _emit(self, payload: bytes) -> None:
-        if not self.started:
-            self.started = True
-            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    def _frame(self, payload: bytes, out: list[bytes]) -> None:
+        """Account for ``payload`` (digest, recorded content) and queue its event in ``out``."""
         self.sha.update(payload)
         if self.sent is not None:
             self.sent.append(payload)
+        out.append(b"data: " + payload + b"\n\n")
+
+    async def _write(self, out: list[bytes], *, more: bool = True) -> None:
+        """Send the queued events in one write (the response head first, once)."""
+        if not self.started:
+            self.started = True
+            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await self.send(
-            {"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": True}
+            {
+                "type": "http.response.body",
+                "body": out[0] if len(out) == 1 else b"".join(out),
+                "more_body": more,
+            }
         )
 
     async def run(self, up: Any) -> None:
@@ -177,64 +187,74 @@ class _Relay:
 
                     await send_json(self.send, error.status, error.body(), error.headers())
                     return
-                await self.send(
-                    {
-                        "type": "http.response.body",
-                        "body": b"data: " + error.body() + b"\n\n",
-                        "more_body": True,
-                    }
-                )
+                await self.send({"type": "http.response.body", "body": b"data: " + error.body() + b"\n\n"})
             else:
-                if not self.started:
-                    self.started = True
-                    await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                await self.send(
-                    {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True}
-                )
-            await self.send({"type": "http.response.body", "body": b""})
+                await self._write([b"data: [DONE]\n\n"], more=False)
         except OSError:
             pass
 
     async def _relay(self, up: Any) -> bool:
+        """Relay events until ``[DONE]`` (True) or the end of the stream (False).
+
+        What one upstream read completed goes out in one write; events queued before a failure
+        (a block, an invalid event) are still sent, in order, as they were when sent one by one.
+        """
         call = self.call
-        async for payload in up.events():
+        batches = up.batches() if hasattr(up, "batches") else _one_by_one(up.events())
+        async for batch in batches:
             if call.ttfb_us is None:
                 call.ttfb_us = int((time.perf_counter() - self.t_up) * 1_000_000)
                 self.gw.metrics.upstream_latency.labels(call.upstream).observe(call.ttfb_us / 1e6)
-            if payload == b"[DONE]":
-                await self._flush_guard()
-                return True
+            out: list[bytes] = []
             try:
-                obj = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                raise UpstreamError("the upstream sent an invalid stream event", status=502) from None
-            if not isinstance(obj, dict):
-                raise UpstreamError("the upstream sent an invalid stream event", status=502)
-            if "error" in obj:
-                raise UpstreamError("the upstream reported an error mid-stream", status=502)
-            usage = wire.usage_of(obj)
-            if usage is not None:
-                self.usage = usage
-            choices = obj.get("choices")
-            if not choices:
-                if usage is not None and not self.want_usage:
-                    continue
-                await self._emit(payload)
-                continue
-            changed = False
-            if not self.allow_lp:
-                changed = wire.strip_logprobs(obj)
-            if obj.get("model") != call.model:
-                obj["model"] = call.model
-                changed = True
-            if self.guard is not None:
-                changed = await self._guard_chunk(obj, choices) or changed
-            else:
-                self.chars += _chunk_chars(choices, self.kind)
-            await self._emit(orjson.dumps(obj) if changed else payload)
+                for payload in batch:
+                    if payload == b"[DONE]":
+                        self._flush_guard(out)
+                        if out:
+                            await self._write(out)
+                        return True
+                    self._chunk(payload, out)
+            except (_Blocked, UpstreamError):
+                if out:
+                    await self._write(out)
+                raise
+            if out:
+                await self._write(out)
         return False
 
-    async def _guard_chunk(self, obj: dict[str, Any], choices: list[Any]) -> bool:
+    def _chunk(self, payload: bytes, out: list[bytes]) -> None:
+        """Check one upstream event, guard it, and queue what the caller gets in ``out``."""
+        call = self.call
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("the upstream sent an invalid stream event", status=502) from None
+        if not isinstance(obj, dict):
+            raise UpstreamError("the upstream sent an invalid stream event", status=502)
+        if "error" in obj:
+            raise UpstreamError("the upstream reported an error mid-stream", status=502)
+        usage = wire.usage_of(obj)
+        if usage is not None:
+            self.usage = usage
+        choices = obj.get("choices")
+        if not choices:
+            if usage is not None and not self.want_usage:
+                return
+            self._frame(payload, out)
+            return
+        changed = False
+        if not self.allow_lp:
+            changed = wire.strip_logprobs(obj)
+        if obj.get("model") != call.model:
+            obj["model"] = call.model
+            changed = True
+        if self.guard is not None:
+            changed = self._guard_chunk(obj, choices) or changed
+        else:
+            self.chars += _chunk_chars(choices, self.kind)
+        self._frame(orjson.dumps(obj) if changed else payload, out)
+
+    def _guard_chunk(self, obj: dict[str, Any], choices: list[Any]) -> bool:
         """Feed each text of the chunk to the guard; rewrite what it holds back or redacts."""
         assert self.guard is not None
         changed = False
@@ -268,7 +288,7 @@ class _Relay:
                 changed = True
         return changed
 
-    async def _flush_guard(self) -> None:
+    def _flush_guard(self, out: list[bytes]) -> None:
         if self.guard is None:
             return
         rest = self.guard.finish()
@@ -284,7 +304,13 @@ class _Relay:
                 "model": self.call.model,
                 "choices": [choice],
             }
-            await self._emit(orjson.dumps(obj))
+            self._frame(orjson.dumps(obj), out)
+
+
+async def _one_by_one(events: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """Batches of one, for upstreams that only yield events one at a time."""
+    async for payload in events:
+        yield [payload]
 
 
 def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:

@@ -236,6 +236,16 @@ class _HttpStream:
         self._resp = resp
 
     async def events(self) -> AsyncIterator[bytes]:
+        async for batch in self.batches():
+            for payload in batch:
+                yield payload
+
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """The payloads of the events, grouped by the read from the provider that completed them.
+
+        Every line already buffered is parsed without waiting, so the relay can send what one read
+        brought in one write; the timeouts cover only the waits for more bytes.
+        """
         cfg = self._up.cfg
         deadline = time.monotonic() + cfg.total_timeout_s
         content = self._resp.content
@@ -246,28 +256,33 @@ class _HttpStream:
                 timeout = min(cfg.timeout_s, deadline - time.monotonic())
                 if timeout <= 0:
                     raise TimeoutError
-                # The deadline covers the wait for a whole event, not just the next byte.
-                async with asyncio.timeout(timeout):
-                    while b"\n" not in buf:
-                        chunk = await content.readany()
-                        if not chunk:
-                            if buf.strip() or data:
-                                raise UpstreamError("upstream stream ended mid-event", status=502)
-                            self._up.breaker.success()
-                            return
-                        buf += chunk
-                        if len(buf) > MAX_EVENT_BYTES:
-                            raise UpstreamError("upstream sent an oversized stream event", status=502)
-                line, buf = buf.split(b"\n", 1)
-                line = line.rstrip(b"\r")
-                if not line:
-                    if data:
-                        yield b"\n".join(data)
-                        data = []
-                    continue
-                if line.startswith(b"data:"):
-                    data.append(line[5:].lstrip(b" "))
-                # other fields (event:, id:, retry:) and comments are ignored
+                if b"\n" not in buf:
+                    # The deadline covers the wait for a whole line, not just the next byte.
+                    async with asyncio.timeout(timeout):
+                        while b"\n" not in buf:
+                            chunk = await content.readany()
+                            if not chunk:
+                                if buf.strip() or data:
+                                    raise UpstreamError("upstream stream ended mid-event", status=502)
+                                self._up.breaker.success()
+                                return
+                            buf += chunk
+                            if len(buf) > MAX_EVENT_BYTES:
+                                raise UpstreamError("upstream sent an oversized stream event", status=502)
+                *lines, buf = buf.split(b"\n")
+                out: list[bytes] = []
+                for raw in lines:
+                    line = raw.rstrip(b"\r")
+                    if not line:
+                        if data:
+                            out.append(b"\n".join(data))
+                            data = []
+                        continue
+                    if line.startswith(b"data:"):
+                        data.append(line[5:].lstrip(b" "))
+                    # other fields (event:, id:, retry:) and comments are ignored
+                if out:
+                    yield out
         except (TimeoutError, aiohttp.ServerTimeoutError) as e:
             self._up.breaker.failure()
             raise UpstreamError(f"upstream {self._up.name!r} timed out mid-stream", status=504) from e
