@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from bastion.domain.events import AuditEvent, EventTag, JSONValue, parse_tag
@@ -112,15 +113,57 @@ def canonical_json(value: Any) -> str:
 
 
 def _emit(value: Any, out: list[str], depth: int) -> None:
+    # The exact built-in types first (the common case: what the services record), dispatched on
+    # ``type``; subclasses, other mappings and sequences take the general path below.
     if depth > 64:
         raise InputError("ledger attributes are nested too deeply (more than 64 levels)")
-    if value is None:
+    t = type(value)
+    if t is str:
+        out.append(_encode_str(value if value.isascii() else _check_str(value)))
+    elif t is dict or t is MappingProxyType:  # events hold their attributes in a MappingProxyType
+        if not value:
+            out.append("{}")
+            return
+        keys = list(value)
+        if all(type(k) is str and k.isascii() for k in keys):
+            keys.sort()  # ASCII: code-point order is UTF-16 code-unit order
+        else:
+            keys.sort(key=lambda k: _utf16_key(_check_key(k)))
+        sep = "{"
+        for key in keys:
+            out.append(sep)
+            sep = ","
+            out.append(_encode_str(key))
+            out.append(":")
+            _emit(value[key], out, depth + 1)
+        out.append("}")
+    elif t is list or t is tuple:
+        if not value:
+            out.append("[]")
+            return
+        sep = "["
+        for item in value:
+            out.append(sep)
+            sep = ","
+            _emit(item, out, depth + 1)
+        out.append("]")
+    elif t is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            out.append(str(value))
+        else:
+            _emit_other(value, out, depth)
+    elif value is None:
         out.append("null")
     elif value is True:
         out.append("true")
     elif value is False:
         out.append("false")
-    elif isinstance(value, str):
+    else:
+        _emit_other(value, out, depth)
+
+
+def _emit_other(value: Any, out: list[str], depth: int) -> None:
+    if isinstance(value, str):
         out.append(_encode_str(_check_str(value)))
     elif isinstance(value, int):
         text = str(int(value))
