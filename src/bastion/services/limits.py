@@ -36,6 +36,7 @@ from bastion.errors import BastionError, LimitExceeded
 T = TypeVar("T")
 _REDIS_TIMEOUT_S = 0.5
 _CONCURRENCY_TTL_S = 600
+_SCOPES_CACHE_MAX = 10_000
 
 
 class LimiterUnavailable(BastionError):
@@ -129,6 +130,7 @@ class LimitService:
         self._concurrent: dict[str, int] = {}
         self._budget_reported: set[tuple[str, int]] = set()
         self._items: dict[tuple[str, int], RateLimitItem] = {}
+        self._scope_cache: dict[Subject, tuple[_Scope, ...]] = {}
         self.on_unavailable: Callable[[Exception], None] | None = None
 
     def _item(self, per: str, amount: int) -> RateLimitItem:
@@ -139,7 +141,11 @@ class LimitService:
             self._items[key] = item
         return item
 
-    def _scopes(self, s: Subject) -> list[_Scope]:
+    def _scopes(self, s: Subject) -> tuple[_Scope, ...]:
+        """The scopes ``s`` is limited in (cached per subject: settings do not change at run time)."""
+        cached = self._scope_cache.get(s)
+        if cached is not None:
+            return cached
         cfg = self.settings
         out: list[_Scope] = []
         if s.key_id is not None:
@@ -155,7 +161,10 @@ class LimitService:
         out.append(_Scope("principal", s.principal_id, cfg.per_principal))
         if s.team:
             out.append(_Scope("team", s.team, cfg.per_team))
-        return out
+        if len(self._scope_cache) >= _SCOPES_CACHE_MAX:
+            self._scope_cache.clear()
+        scopes = self._scope_cache[s] = tuple(out)
+        return scopes
 
     async def acquire(self, subject: Subject) -> Lease:
         """Admit one call or raise :class:`LimitExceeded` / :class:`LimiterUnavailable`."""
@@ -174,7 +183,9 @@ class LimitService:
 
     async def charge_tokens(self, subject: Subject, tokens: int) -> bool:
         """Charge ``tokens`` used by a finished call; False when the store was unavailable."""
-        if tokens <= 0:
+        if tokens <= 0 or not any(
+            sc.limits.tokens_per_minute or sc.limits.tokens_per_day for sc in self._scopes(subject)
+        ):
             return True
         try:
             await self._guard(self._charge(subject, tokens))
