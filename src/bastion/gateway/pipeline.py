@@ -47,6 +47,14 @@ _LIMITER_EVENT_INTERVAL_S = 60.0
 #: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
 _INLINE_SCAN_CHARS = 16_384
 _SYSTEM_ROLES = ("system", "developer")
+#: How long a call waits for its ledger event to be committed before answering 503.
+_RECORD_TIMEOUT_S = 120.0
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Collect the outcome of a ledger write nobody awaits any more (no 'never retrieved' noise)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ClientGone(Exception):
@@ -139,6 +147,10 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._limiter_event_at = 0.0
         self.draining = False
+        #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
+        self._record_future: Callable[[AuditEvent], asyncio.Future[Any]] | None = getattr(
+            components.audit, "record_future", None
+        )
         self.allowed_hosts = tuple(settings.guards.allowed_hosts)
         self._output_context = ScanContext(direction=Direction.OUTPUT, allowed_hosts=self.allowed_hosts)
 
@@ -508,8 +520,32 @@ class Gateway:
             return False
         event = call.event(tag, outcome)
         if self.settings.durable_audit:
+            if self._record_future is not None:
+                return await self._record_durable(event, self._record_future)
             return await asyncio.shield(self._record_quiet(event))
         self._spawn(self._record_quiet(event))
+        return True
+
+    async def _record_durable(
+        self, event: AuditEvent, record_future: Callable[[AuditEvent], asyncio.Future[Any]]
+    ) -> bool:
+        """:meth:`_record_quiet` for a sink that hands out the commit's future: the future itself is
+        shielded (the write outlives a cancelled call), which costs no task per call."""
+        try:
+            future = record_future(event)
+        except Exception as e:  # noqa: BLE001  the caller gets a 503; log, never leak
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return False
+        try:
+            async with asyncio.timeout(_RECORD_TIMEOUT_S):
+                await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_retrieve)
+            raise
+        except Exception as e:  # noqa: BLE001  the ledger failed or timed out: the caller gets a 503
+            future.add_done_callback(_retrieve)
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return False
         return True
 
     async def _record_content(self, call: Call) -> bool:

@@ -271,13 +271,22 @@ class AuditLog:
         batch = list(events)
         return self._submit(batch).wait() if batch else []
 
-    async def arecord(self, event: AuditEvent) -> Receipt:
-        """Append ``event``; awaits the commit without blocking the event loop."""
+    def record_future(self, event: AuditEvent) -> asyncio.Future[list[Receipt]]:
+        """Queue ``event`` from the running event loop; the future is resolved once it is committed.
+
+        For callers that shield the write from their own cancellation: shielding this future costs
+        no task. It is resolved (or failed) by the writer; wait at most ``RECORD_TIMEOUT_S`` for it.
+        """
         request = self._submit((event,), asyncio.get_running_loop())
         assert request.future is not None
+        return request.future
+
+    async def arecord(self, event: AuditEvent) -> Receipt:
+        """Append ``event``; awaits the commit without blocking the event loop."""
+        future = self.record_future(event)
         try:
             async with asyncio.timeout(RECORD_TIMEOUT_S):
-                receipts = await request.future
+                receipts = await future
         except TimeoutError:
             raise StoreError(
                 f"the ledger did not confirm the entry within {RECORD_TIMEOUT_S:.0f} s"

@@ -90,7 +90,10 @@ class Lease:
     async def release(self) -> None:
         service, self._service = self._service, None
         if service is not None and self._held:
-            await asyncio.shield(service._release(self._held))
+            if service._redis is None:
+                service._release_local(self._held)  # no await: nothing can interrupt it
+            else:
+                await asyncio.shield(service._release(self._held))
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,14 +261,17 @@ class LimitService:
             return False
         return True
 
+    def _release_local(self, held: list[tuple[str, int]]) -> None:
+        for key, n in held:
+            left = self._concurrent.get(key, 0) - n
+            if left > 0:
+                self._concurrent[key] = left
+            else:
+                self._concurrent.pop(key, None)
+
     async def _release(self, held: list[tuple[str, int]]) -> None:
         if self._redis is None:
-            for key, n in held:
-                left = self._concurrent.get(key, 0) - n
-                if left > 0:
-                    self._concurrent[key] = left
-                else:
-                    self._concurrent.pop(key, None)
+            self._release_local(held)
             return
         with contextlib.suppress(_Unavailable):  # the keys expire on their own
             await self._guard(self._redis_release(held))
