@@ -173,9 +173,8 @@ class _Relay:
         if self.sent is not None:
             call.response_body = b"\n".join(self.sent)
         call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(gw.charge(call))
-        durable = await asyncio.shield(gw._finish(call, tag, outcome))
+        # one shielded step: a disconnect while tokens are charged no longer skips the ledger event
+        durable = await asyncio.shield(_settle(gw, call, tag, outcome))
         if outcome == "cancelled":
             return
         if error is None and not durable:
@@ -305,6 +304,13 @@ class _Relay:
                 "choices": [choice],
             }
             self._frame(orjson.dumps(obj), out)
+
+
+async def _settle(gw: Gateway, call: Call, tag: EventTag, outcome: str) -> bool:
+    """Charge the call's tokens (best effort), then record its ledger event and metrics."""
+    with contextlib.suppress(Exception):
+        await gw.charge(call)
+    return await gw._finish(call, tag, outcome)
 
 
 async def _one_by_one(events: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
