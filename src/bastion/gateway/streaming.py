@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -73,16 +73,13 @@ async def stream_call(
     relay = _Relay(gw, send, call, kind, guard, want_usage, allow_lp, t_up)
     pump = asyncio.ensure_future(relay.run(up))
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(relay.on_disconnect(pump))
     try:
-        done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if pump not in done:
-            relay.disconnected = True
-            pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
+        # The pump is the only thing cancelled (by the watcher, on a disconnect, until the call
+        # completes); shielded, so a cancelled ASGI task does not cut its ledger event short.
+        await asyncio.shield(pump)
     finally:
         watcher.cancel()
-        with contextlib.suppress(BaseException):
-            await watcher
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -111,8 +108,22 @@ class _Relay:
         self.usage: tuple[int, int] | None = None
         self.started = False
         self.disconnected = False
+        #: the upstream part is over; a disconnect no longer cancels the relay (nothing else does)
+        self.completing = False
         #: the payloads sent, kept only for encrypted content recording
         self.sent: list[bytes] | None = [] if call.prompt_body is not None else None
+
+    def on_disconnect(self, pump: asyncio.Future[None]) -> Callable[[asyncio.Future[None]], None]:
+        """The watcher's done callback: cancel the relay if the caller left before it completed."""
+
+        def disconnected(watcher: asyncio.Future[None]) -> None:
+            if watcher.cancelled() or watcher.exception() is not None or pump.done():
+                return
+            if not self.completing:
+                self.disconnected = True
+                pump.cancel()
+
+        return disconnected
 
     def _frame(self, payload: bytes, out: list[bytes]) -> None:
         """Account for ``payload`` (digest, recorded content) and queue its event in ``out``."""
@@ -153,8 +164,9 @@ class _Relay:
             tag, outcome = EventTag.GATEWAY_REQUEST_FAILED, "cancelled"
             call.reasons.append("client disconnected" if self.disconnected else "cancelled")
         finally:
+            self.completing = True  # from here on nothing cancels this task
             with contextlib.suppress(Exception):
-                await asyncio.shield(up.aclose())
+                await up.aclose()
         await self._complete(tag, outcome, error)
 
     async def _complete(self, tag: EventTag, outcome: str, error: ApiError | None) -> None:
@@ -173,8 +185,8 @@ class _Relay:
         if self.sent is not None:
             call.response_body = b"\n".join(self.sent)
         call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
-        # one shielded step: a disconnect while tokens are charged no longer skips the ledger event
-        durable = await asyncio.shield(_settle(gw, call, tag, outcome))
+        # not cancellable any more (``completing``): a disconnect now cannot skip the ledger event
+        durable = await _settle(gw, call, tag, outcome)
         if outcome == "cancelled":
             return
         if error is None and not durable:
