@@ -68,6 +68,9 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=1024 * 1024, description="larger request headers are refused (431)"
+    )
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     cors_origins: list[str] = Field(default_factory=list)

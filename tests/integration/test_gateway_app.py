@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -103,6 +104,21 @@ def test_revocation_takes_effect_at_the_gateway_at_once(tmp_path: Path) -> None:
         app.rt.identity.revoke_key(app.key_id, actor="test")  # as the admin API does, in this process
         with pytest.raises(openai.AuthenticationError):
             c.chat.completions.create(model="bastion-demo", messages=[{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/admin/v1/whoami", "/healthz"])
+def test_oversized_headers_are_431_and_recorded(tmp_path: Path, path: str) -> None:
+    with running(load_settings(None, data_dir=str(tmp_path / "data"))) as app:
+        limit = app.rt.settings.server.max_header_bytes
+        resp = httpx.get(app.url + path, headers={"X-Padding": "a" * (limit + 1)}, timeout=10)
+        assert resp.status_code == 431
+        assert resp.json()["error"]["code"] == "request_header_fields_too_large"
+        ok = httpx.get(app.url + "/healthz", headers={"X-Padding": "a" * (limit // 2)}, timeout=10)
+        assert ok.status_code == 200
+        rows = ledger_rows(app.rt.engine)
+    rejected = [e for t, e in rows if t == "gateway:request:rejected"]
+    assert rejected
+    assert rejected[-1]["attributes"]["route"] == "headers"
 
 
 @pytest.fixture

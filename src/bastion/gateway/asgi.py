@@ -35,14 +35,20 @@ _LIST_RESOURCE = Resource("route", "models", {"route": "models"})
 class GatewayApp:
     """ASGI entry point of the gateway."""
 
-    def __init__(self, gateway: Gateway, fallback: ASGIApp | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway, fallback: ASGIApp | None = None, *, max_header_bytes: int = 32 * 1024
+    ) -> None:
         self.gateway = gateway
         self.fallback = fallback
+        self.max_header_bytes = max_header_bytes
         self._created = int(time.time())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if sum(len(k) + len(v) for k, v in scope["headers"]) > self.max_header_bytes:
+                await self._headers_too_large(scope, send)
+                return
             path: str = scope["path"]
             if path.startswith("/v1/"):
                 await self._v1(scope, receive, send, path)
@@ -57,6 +63,16 @@ class GatewayApp:
             await self.fallback(scope, receive, send)
         elif kind == "http":
             await send_json(send, 404, _NOT_FOUND)
+
+    async def _headers_too_large(self, scope: Scope, send: Send) -> None:
+        """431 for oversized headers on any path (admin included), recorded like any refused call."""
+        gw = self.gateway
+        call = Call(route="headers", client_ip=gw.client_ip(scope))
+        await gw._fail(
+            send,
+            call,
+            ApiError(431, "request headers are too large", "request_header_fields_too_large"),
+        )
 
     async def _v1(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         gw = self.gateway
@@ -191,4 +207,4 @@ def create_gateway(
     detector, a provider key variable that is not set).
     """
     gw = Gateway(settings.gateway, components, max_body_bytes=settings.server.max_body_bytes)
-    return GatewayApp(gw, fallback)
+    return GatewayApp(gw, fallback, max_header_bytes=settings.server.max_header_bytes)
