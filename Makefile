@@ -28,4 +28,4 @@ bench:
 
 # Refresh the pinned constraints from the current virtualenv (after changing dependencies).
 constraints:
-	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^bastion-ai' > constraints.txt
+	{ echo '# Pinned versions for reproducible installs (pip install -c constraints.txt …); refresh with `make constraints`.'; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^bastion-ai'; } > constraints.txt
