@@ -36,6 +36,7 @@ from starlette.types import ASGIApp
 from bastion.admin.api import create_admin_app
 from bastion.config import CONFIG_ENV, Settings, load_settings
 from bastion.crypto.keys.interface import KeyProvider
+from bastion.crypto.tls import ClientCertMapper
 from bastion.domain.access import Operation
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
 from bastion.domain.identity import Authentication, Principal, PrincipalKind
@@ -58,10 +59,18 @@ _GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class IdentityAuthenticator:
-    """The gateway's Authenticator, backed by the identity service (API keys and OIDC tokens)."""
+    """The gateway's Authenticator, backed by the identity service: API keys, OIDC tokens, and
+    verified TLS client certificates mapped to service principals (``tls.client_principals``)."""
 
-    def __init__(self, identity: IdentityService) -> None:
+    def __init__(self, identity: IdentityService, certificates: ClientCertMapper | None = None) -> None:
         self._identity = identity
+        self._certificates = certificates or ClientCertMapper({})
+
+    async def authenticate_certificate(self, der: bytes, client_ip: str) -> Authentication:
+        principal_id = self._certificates.principal_for_der(der)
+        return await asyncio.to_thread(
+            self._identity.authenticate_certificate_principal, principal_id, client_ip, record_success=False
+        )
 
     async def authenticate(self, credential: str, client_ip: str) -> Authentication:
         # The call's own ledger event names the key and method; failures are recorded here.
@@ -181,7 +190,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
 
     admin.router.lifespan_context = lifespan
     components = GatewayComponents(
-        authenticator=IdentityAuthenticator(rt.identity),
+        authenticator=IdentityAuthenticator(rt.identity, ClientCertMapper(settings.tls.client_principals)),
         authorizer=rt.authorizer,
         audit=rt.audit,
         readiness=DatabaseReadiness(rt),

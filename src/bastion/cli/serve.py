@@ -97,6 +97,9 @@ def serve(
         "timeout_graceful_shutdown": int(settings.gateway.drain_timeout_s),
         **_tls_kwargs(settings),
     }
+    if settings.tls.client_ca_file is not None:
+        # Hands the verified client certificate to the gateway (mTLS service principals).
+        options["http"] = "bastion.gateway.tls_scope:ClientCertHttpToolsProtocol"
     if n > 1:
         uvicorn.run(APP_FACTORY, workers=n, **options)
         return

@@ -35,6 +35,11 @@ class Authenticator(Protocol):
         """Who presents ``credential``; raise AuthenticationError when nobody valid."""
         ...
 
+    async def authenticate_certificate(self, der: bytes, client_ip: str) -> Authentication:
+        """Which service principal a verified TLS client certificate maps to (mTLS); raise
+        AuthenticationError when it maps to none."""
+        ...
+
 
 class Authorizer(Protocol):
     def is_authorized(

@@ -111,6 +111,13 @@ def _insert_canary(messages: list[dict[str, Any]], canary: str) -> None:
     messages.insert(0, {"role": "system", "content": add_canary("", canary).strip()})
 
 
+def _client_cert(scope: Scope) -> bytes | None:
+    """The DER client certificate the TLS layer verified (see gateway/tls_scope.py), if any."""
+    tls = scope.get("extensions", {}).get("tls")
+    der = tls.get("client_cert_der") if isinstance(tls, dict) else None
+    return der if isinstance(der, bytes) and der else None
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for k, v in scope["headers"]:
         if k == name:
@@ -196,10 +203,17 @@ class Gateway:
 
     async def authenticate(self, scope: Scope, call: Call) -> Authentication:
         raw = _header(scope, b"authorization")
-        if raw is None or not raw[:7].lower() == b"bearer " or len(raw) > 8192:
+        cert = _client_cert(scope) if raw is None else None
+        if cert is None and (raw is None or not raw[:7].lower() == b"bearer " or len(raw) > 8192):
             raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key")
         try:
-            auth = await self.c.authenticator.authenticate(raw[7:].strip().decode("latin-1"), call.client_ip)
+            if cert is not None:  # no bearer credential, but a verified TLS client certificate (mTLS)
+                auth = await self.c.authenticator.authenticate_certificate(cert, call.client_ip)
+            else:
+                assert raw is not None
+                auth = await self.c.authenticator.authenticate(
+                    raw[7:].strip().decode("latin-1"), call.client_ip
+                )
         except BastionError as e:
             raise from_bastion_error(e) from e
         call.auth = auth

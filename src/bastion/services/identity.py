@@ -481,6 +481,36 @@ class IdentityService:
             expires_at=datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None,
         )
 
+    def authenticate_certificate_principal(
+        self, principal_id: str | None, client_ip: str | None = None, *, record_success: bool = True
+    ) -> Authentication:
+        """mTLS: the service principal a verified client certificate was mapped to (``None``: unmapped).
+
+        Only enabled service principals may authenticate this way; every refusal is recorded.
+        """
+        try:
+            if principal_id is None:
+                raise CredentialRejected("unknown_certificate", "the client certificate maps to no principal")
+            try:
+                rec = self.get_principal(principal_id)
+            except NotFoundError:
+                raise CredentialRejected("unknown_principal", "the mapped principal does not exist") from None
+            if rec.kind is not PrincipalKind.SERVICE:
+                raise CredentialRejected(
+                    "not_a_service", "client certificates authenticate service principals only"
+                )
+            if rec.disabled:
+                raise CredentialRejected("principal_disabled", "the principal is disabled")
+        except CredentialRejected as e:
+            self._emit(
+                EventTag.AUTHN_FAILED, ANONYMOUS, principal_id or "", "failure", method=AuthMethod.MTLS.value,
+                reason=e.reason, client_ip=client_ip,
+            )  # fmt: skip
+            raise
+        if record_success:
+            self._emit(EventTag.AUTHN_SUCCEEDED, rec.id, rec.id, method=AuthMethod.MTLS.value)
+        return Authentication(principal=rec.to_principal(), method=AuthMethod.MTLS)
+
     def record_use(self, auth: Authentication, operation: Operation, model: str | None = None) -> None:
         """Note that an API key was used for ``operation`` (on ``model``), for access reviews.
         Written at most once per resolution per (key, operation, model)."""

@@ -45,6 +45,9 @@ class FakeAuthenticator:
         except KeyError:
             raise AuthenticationError("unknown key") from None
 
+    async def authenticate_certificate(self, der: bytes, client_ip: str) -> Authentication:
+        raise AuthenticationError("no client certificates in this harness")
+
 
 class FakeAuthorizer:
     """Deny by default; users/ML engineers invoke shared and own-team models; ML engineers get logprobs."""
