@@ -3,16 +3,16 @@
 
 Plain ASGI (no framework routing or dependency injection on this path): the per-call CPU budget
 is a fraction of a millisecond.
+
+Request intake (body, JSON answers, headers) is in ``intake``; the unary call after its input guards
+in ``unary`` (streamed ones in ``streaming``); each call's ledger event in ``recording``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -24,69 +24,50 @@ from bastion.detectors.interface import Direction, ScanContext
 from bastion.domain.access import Operation, Resource
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.domain.identity import Authentication
-from bastion.errors import BastionError, UpstreamError
+from bastion.errors import BastionError
 from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.deps import GatewayComponents
 from bastion.gateway.errors import ApiError, from_bastion_error
+from bastion.gateway.intake import (
+    JSON_HEADERS,
+    ClientGone,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    client_cert,
+    header_value,
+    read_body,
+    send_json,
+)
 from bastion.gateway.metrics import GatewayMetrics
+from bastion.gateway.recording import CallRecorder
+from bastion.gateway.unary import unary_call
 from bastion.gateway.upstream import Upstream, UpstreamReply, build_upstreams
 from bastion.services.guard import GuardResult, GuardService, GuardTarget
 from bastion.services.limits import BudgetExceeded, Lease, LimiterUnavailable, LimitService, Subject
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+#: names that moved to intake.py stay importable from here
+__all__ = [
+    "JSON_HEADERS",
+    "ClientGone",
+    "Gateway",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "read_body",
+    "send_json",
+]
 
 log = structlog.get_logger("bastion.gateway")
 
-JSON_HEADERS = [(b"content-type", b"application/json")]
 _RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
 _LIMITER_EVENT_INTERVAL_S = 60.0
 #: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
 _INLINE_SCAN_CHARS = 16_384
 _SYSTEM_ROLES = ("system", "developer")
-#: How long a call waits for its ledger event to be committed before answering 503.
-_RECORD_TIMEOUT_S = 120.0
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Collect the outcome of a ledger write nobody awaits any more (no 'never retrieved' noise)."""
-    if not future.cancelled():
-        future.exception()
-
-
-class ClientGone(Exception):
-    """The caller disconnected."""
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; 413 as soon as it grows past ``limit``."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise ClientGone
-        body = msg.get("body", b"")
-        if body:
-            size += len(body)
-            if size > limit:
-                raise ApiError(413, f"the request body is larger than {limit} bytes", "request_too_large")
-            chunks.append(body)
-        if not msg.get("more_body"):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def send_json(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    hdrs = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    if headers:
-        hdrs.extend(headers)
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _system_prompt(messages: list[dict[str, Any]]) -> str | None:
@@ -111,21 +92,7 @@ def _insert_canary(messages: list[dict[str, Any]], canary: str) -> None:
     messages.insert(0, {"role": "system", "content": add_canary("", canary).strip()})
 
 
-def _client_cert(scope: Scope) -> bytes | None:
-    """The DER client certificate the TLS layer verified (see gateway/tls_scope.py), if any."""
-    tls = scope.get("extensions", {}).get("tls")
-    der = tls.get("client_cert_der") if isinstance(tls, dict) else None
-    return der if isinstance(der, bytes) and der else None
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for k, v in scope["headers"]:
-        if k == name:
-            return bytes(v)
-    return None
-
-
-class Gateway:
+class Gateway(CallRecorder):
     """One configured gateway: its upstreams, guards, limits, metrics and components."""
 
     def __init__(
@@ -155,9 +122,7 @@ class Gateway:
         self._limiter_event_at = 0.0
         self.draining = False
         #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
-        self._record_future: Callable[[AuditEvent], asyncio.Future[Any]] | None = getattr(
-            components.audit, "record_future", None
-        )
+        self._record_future = getattr(components.audit, "record_future", None)
         self.allowed_hosts = tuple(settings.guards.allowed_hosts)
         self._output_context = ScanContext(direction=Direction.OUTPUT, allowed_hosts=self.allowed_hosts)
 
@@ -180,30 +145,17 @@ class Gateway:
                 "limiter_unavailable", mode=self.settings.limits.on_unavailable, error=type(e).__name__
             )
 
-    def _spawn(self, aw: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(aw)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _record_quiet(self, event: AuditEvent) -> bool:
-        try:
-            await self.c.audit.arecord(event)
-        except Exception as e:  # noqa: BLE001  the caller already has its answer; log, never leak
-            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
-            return False
-        return True
-
     def client_ip(self, scope: Scope) -> str:
         if self.settings.trust_forwarded_for:
-            xff = _header(scope, b"x-forwarded-for")
+            xff = header_value(scope, b"x-forwarded-for")
             if xff:
                 return xff.split(b",")[0].strip().decode("latin-1")[:64]
         client = scope.get("client")
         return str(client[0]) if client else ""
 
     async def authenticate(self, scope: Scope, call: Call) -> Authentication:
-        raw = _header(scope, b"authorization")
-        cert = _client_cert(scope) if raw is None else None
+        raw = header_value(scope, b"authorization")
+        cert = client_cert(scope) if raw is None else None
         if cert is None and (raw is None or not raw[:7].lower() == b"bearer " or len(raw) > 8192):
             raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key")
         try:
@@ -347,7 +299,7 @@ class Gateway:
 
                     await stream_call(self, scope, receive, send, call, data, kind, target, allow_lp, context)
                     return
-                await self._unary(send, call, data, kind, target, allow_lp, context)
+                await unary_call(self, send, call, data, kind, target, allow_lp, context)
             except ApiError as e:
                 await self._fail(send, call, e)
             except BastionError as e:
@@ -386,89 +338,6 @@ class Gateway:
             auth.principal, Operation.MODEL_LOGPROBS, res, scope=auth.scope
         ).allowed
 
-    async def _unary(
-        self,
-        send: Send,
-        call: Call,
-        data: dict[str, Any],
-        kind: str,
-        target: GuardTarget,
-        allow_lp: bool,
-        context: ScanContext | None,
-    ) -> None:
-        upstream = self.upstreams[call.upstream]
-        t_up = time.perf_counter()
-        try:
-            reply = await upstream.send(wire.KIND_PATH[kind], orjson.dumps(data))
-        except UpstreamError as e:
-            self.metrics.upstream_errors.labels(call.upstream, str(e.status)).inc()
-            raise
-        finally:
-            call.upstream_us = int((time.perf_counter() - t_up) * 1_000_000)
-        self.metrics.upstream_latency.labels(call.upstream).observe(call.upstream_us / 1e6)
-        call.upstream_status = reply.status
-        call.steps.append("upstream")
-        if reply.status != 200:
-            raise self.upstream_failure(call, reply)
-        try:
-            resp = orjson.loads(reply.body)
-        except orjson.JSONDecodeError:
-            resp = None
-        if not isinstance(resp, dict):
-            self.metrics.upstream_errors.labels(call.upstream, "garbage").inc()
-            raise ApiError(
-                502,
-                "the upstream sent an invalid response",
-                "upstream_error",
-                tag=EventTag.GATEWAY_REQUEST_FAILED,
-                outcome="error",
-            )
-        changed = False
-        if not allow_lp and kind != "embeddings":
-            changed = wire.strip_logprobs(resp)
-        if self.guards.has_output and kind != "embeddings":
-            refs = wire.output_refs(resp, kind)
-            result = await self.scan(wire.texts(refs), Direction.OUTPUT, target, context)
-            call.guard_output = self._note(result, call, "output")
-            if result.blocked:
-                raise ApiError(
-                    400,
-                    "the response was blocked by an output guard",
-                    "content_filter",
-                    tag=EventTag.GATEWAY_REQUEST_BLOCKED,
-                    outcome="blocked",
-                )
-            if result.redacted is not None:
-                wire.replace(refs, result.redacted)
-                changed = True
-            call.steps.append("output_guard")
-        else:
-            call.guard_output = NOT_CONFIGURED
-        if changed or resp.get("model") != call.model:
-            resp["model"] = call.model
-            out = orjson.dumps(resp)
-        else:
-            out = reply.body  # nothing to change: pass the provider's bytes through
-        usage = wire.usage_of(resp)
-        if usage is None:
-            usage = (wire.estimate_tokens(len(reply.body)), 0)
-        call.prompt_tokens, call.completion_tokens = usage
-        call.response_sha256 = hashlib.sha256(out).hexdigest()
-        if call.prompt_body is not None:
-            call.response_body = out
-        call.status = 200
-        assert call.auth is not None
-        await self.charge(call)
-        if not await self._finish(call, EventTag.GATEWAY_REQUEST_COMPLETED, "allowed"):
-            raise ApiError(
-                503,
-                "the audit ledger is unavailable; the response was withheld",
-                "audit_unavailable",
-                tag=EventTag.GATEWAY_REQUEST_FAILED,
-                outcome="error",
-            )
-        await send_json(send, 200, out)
-
     async def charge(self, call: Call) -> None:
         assert call.auth is not None
         total = call.prompt_tokens + call.completion_tokens
@@ -506,77 +375,6 @@ class Gateway:
         return ApiError(
             502, "the upstream refused the gateway's request", "upstream_error", tag=failed, outcome=outcome
         )
-
-    async def _fail(self, send: Send, call: Call, e: ApiError) -> None:
-        call.status = e.status
-        if e.message not in call.reasons and e.status not in (400, 413, 422):
-            call.reasons.append(e.message)
-        if e.status >= 500:
-            log.warning(
-                "gateway_call_failed", route=call.route, model=call.model, status=e.status, code=e.code
-            )
-        if not call.recorded:
-            await self._finish(call, e.tag, e.outcome)
-        with contextlib.suppress(OSError):
-            await send_json(send, e.status, e.body(), e.headers())
-
-    async def _finish(self, call: Call, tag: EventTag, outcome: str) -> bool:
-        """Record the call's one ledger event (durably, when configured) and its metrics."""
-        m = self.metrics
-        m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
-        m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
-        content_on = call.prompt_body is not None and call.auth is not None and self.c.content is not None
-        if content_on and not await asyncio.shield(self._record_content(call)):
-            # fail closed: the caller gets a 503, and this is the call's one ledger event
-            call.status = 503
-            await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
-            call.recorded = True
-            return False
-        event = call.event(tag, outcome)
-        if self.settings.durable_audit:
-            if self._record_future is not None:
-                return await self._record_durable(event, self._record_future)
-            return await asyncio.shield(self._record_quiet(event))
-        self._spawn(self._record_quiet(event))
-        return True
-
-    async def _record_durable(
-        self, event: AuditEvent, record_future: Callable[[AuditEvent], asyncio.Future[Any]]
-    ) -> bool:
-        """:meth:`_record_quiet` for a sink that hands out the commit's future: the future itself is
-        shielded (the write outlives a cancelled call), which costs no task per call."""
-        try:
-            future = record_future(event)
-        except Exception as e:  # noqa: BLE001  the caller gets a 503; log, never leak
-            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
-            return False
-        try:
-            async with asyncio.timeout(_RECORD_TIMEOUT_S):
-                await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(_retrieve)
-            raise
-        except Exception as e:  # noqa: BLE001  the ledger failed or timed out: the caller gets a 503
-            future.add_done_callback(_retrieve)
-            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
-            return False
-        return True
-
-    async def _record_content(self, call: Call) -> bool:
-        """Seal the call's prompt and response (``crypto.record_content``); False when that failed."""
-        assert call.auth is not None and call.prompt_body is not None and self.c.content is not None
-        prompt = call.prompt_body.decode("utf-8", "replace")
-        response = call.response_body.decode("utf-8", "replace") if call.response_body is not None else None
-        call_id = uuid.uuid4().hex
-        try:
-            attrs = await self.c.content.record(call.auth, call_id, prompt, response)
-        except Exception as e:  # noqa: BLE001  recorded below; the response is withheld (fail closed)
-            log.error("content_record_failed", error=type(e).__name__)
-            call.reasons.append("content recording failed")
-            call.content = {"content_recorded": False}
-            return False
-        call.content = {"call_id": call_id, **attrs}
-        return True
 
     # -- lifecycle --------------------------------------------------------------------------------
 

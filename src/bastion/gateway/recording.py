@@ -1,0 +1,126 @@
+"""The gateway's ledger side of a call: its one audit event (durable when configured), the sealed
+prompt and response when content recording is on, its request metrics, and the caller's error answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from bastion.config import GatewaySettings
+from bastion.domain.events import AuditEvent, EventTag
+from bastion.gateway.call import Call
+from bastion.gateway.deps import GatewayComponents
+from bastion.gateway.errors import ApiError
+from bastion.gateway.intake import Send, send_json
+from bastion.gateway.metrics import GatewayMetrics
+
+log = structlog.get_logger("bastion.gateway")
+
+#: How long a call waits for its ledger event to be committed before answering 503.
+_RECORD_TIMEOUT_S = 120.0
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Collect the outcome of a ledger write nobody awaits any more (no 'never retrieved' noise)."""
+    if not future.cancelled():
+        future.exception()
+
+
+class CallRecorder:
+    """Records gateway calls in the ledger; :class:`~bastion.gateway.pipeline.Gateway` sets the state."""
+
+    settings: GatewaySettings
+    c: GatewayComponents
+    metrics: GatewayMetrics
+    _background: set[asyncio.Task[Any]]
+    #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
+    _record_future: Callable[[AuditEvent], asyncio.Future[Any]] | None
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record_quiet(self, event: AuditEvent) -> bool:
+        try:
+            await self.c.audit.arecord(event)
+        except Exception as e:  # noqa: BLE001  the caller already has its answer; log, never leak
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return False
+        return True
+
+    async def _fail(self, send: Send, call: Call, e: ApiError) -> None:
+        call.status = e.status
+        if e.message not in call.reasons and e.status not in (400, 413, 422):
+            call.reasons.append(e.message)
+        if e.status >= 500:
+            log.warning(
+                "gateway_call_failed", route=call.route, model=call.model, status=e.status, code=e.code
+            )
+        if not call.recorded:
+            await self._finish(call, e.tag, e.outcome)
+        with contextlib.suppress(OSError):
+            await send_json(send, e.status, e.body(), e.headers())
+
+    async def _finish(self, call: Call, tag: EventTag, outcome: str) -> bool:
+        """Record the call's one ledger event (durably, when configured) and its metrics."""
+        m = self.metrics
+        m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
+        m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
+        content_on = call.prompt_body is not None and call.auth is not None and self.c.content is not None
+        if content_on and not await asyncio.shield(self._record_content(call)):
+            # fail closed: the caller gets a 503, and this is the call's one ledger event
+            call.status = 503
+            await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
+            call.recorded = True
+            return False
+        event = call.event(tag, outcome)
+        if self.settings.durable_audit:
+            if self._record_future is not None:
+                return await self._record_durable(event, self._record_future)
+            return await asyncio.shield(self._record_quiet(event))
+        self._spawn(self._record_quiet(event))
+        return True
+
+    async def _record_durable(
+        self, event: AuditEvent, record_future: Callable[[AuditEvent], asyncio.Future[Any]]
+    ) -> bool:
+        """:meth:`_record_quiet` for a sink that hands out the commit's future: the future itself is
+        shielded (the write outlives a cancelled call), which costs no task per call."""
+        try:
+            future = record_future(event)
+        except Exception as e:  # noqa: BLE001  the caller gets a 503; log, never leak
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return False
+        try:
+            async with asyncio.timeout(_RECORD_TIMEOUT_S):
+                await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_retrieve)
+            raise
+        except Exception as e:  # noqa: BLE001  the ledger failed or timed out: the caller gets a 503
+            future.add_done_callback(_retrieve)
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return False
+        return True
+
+    async def _record_content(self, call: Call) -> bool:
+        """Seal the call's prompt and response (``crypto.record_content``); False when that failed."""
+        assert call.auth is not None and call.prompt_body is not None and self.c.content is not None
+        prompt = call.prompt_body.decode("utf-8", "replace")
+        response = call.response_body.decode("utf-8", "replace") if call.response_body is not None else None
+        call_id = uuid.uuid4().hex
+        try:
+            attrs = await self.c.content.record(call.auth, call_id, prompt, response)
+        except Exception as e:  # noqa: BLE001  recorded below; the response is withheld (fail closed)
+            log.error("content_record_failed", error=type(e).__name__)
+            call.reasons.append("content recording failed")
+            call.content = {"content_recorded": False}
+            return False
+        call.content = {"call_id": call_id, **attrs}
+        return True
