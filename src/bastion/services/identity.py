@@ -10,12 +10,14 @@ through this service drop the affected entries at once, so they take effect imme
 process; another process (a second gateway replica) sees them within ``cache_ttl_s``.
 ``last_used_at`` and key usage rows are written at most once per ``last_used_resolution_s`` per
 key (per key/operation/model for usage), so the hot path does not write on every call.
+
+The credential checks are in :mod:`bastion.services.authentication`, the key cache in
+:mod:`bastion.services.key_cache`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -30,34 +32,30 @@ from sqlalchemy.orm import sessionmaker
 from bastion.config import AuthSettings
 from bastion.domain.access import Operation
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
-from bastion.domain.identity import Authentication, AuthMethod, KeyScope, PrincipalKind, Role
-from bastion.errors import AuthenticationError, InputError, NotFoundError, StoreError
-from bastion.identity.apikeys import (
-    DEFAULT_PREFIX,
-    MalformedKeyError,
-    generate_key,
-    is_key_id,
-    parse_key,
-    verify_secret,
-)
-from bastion.identity.oidc import OIDCConfig, OIDCVerifier, TokenError
+from bastion.domain.identity import Authentication, KeyScope, PrincipalKind, Role
+from bastion.errors import InputError, NotFoundError, StoreError
+from bastion.identity.apikeys import DEFAULT_PREFIX, generate_key, is_key_id
+from bastion.identity.oidc import OIDCConfig, OIDCVerifier
 from bastion.identity.records import (
     ApiKeyRecord,
     KeyUsage,
     PrincipalRecord,
-    ip_allowed,
     parse_roles,
     validate_attributes,
     validate_scope,
     validate_text,
 )
+
+# ANONYMOUS and CredentialRejected live in authentication.py; re-exported, callers import them from here
+from bastion.services.authentication import ANONYMOUS as ANONYMOUS
+from bastion.services.authentication import CredentialAuthenticator
+from bastion.services.authentication import CredentialRejected as CredentialRejected
+from bastion.services.key_cache import CachedKey, KeyLookupCache
 from bastion.store.engine import READ_ONLY
 from bastion.store.identity_repo import IdentityRepository
 
 SYSTEM_ACTOR = "system"
-ANONYMOUS = "anonymous"
 BOOTSTRAP_ADMIN_NAME = "admin"
-_CACHE_MAX = 50_000
 _T = TypeVar("_T")
 
 
@@ -65,15 +63,6 @@ class AuditSink(Protocol):
     """Where audit events go (``bastion.services.audit.AuditLog`` fits); ``record`` blocks until durable."""
 
     def record(self, event: AuditEvent) -> object: ...
-
-
-class CredentialRejected(AuthenticationError):
-    """Authentication failed. ``reason`` is the stable word recorded in the ledger."""
-
-    def __init__(self, reason: str, message: str, *, key_id: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.key_id = key_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +75,6 @@ class CreatedKey:
 
     def __repr__(self) -> str:
         return f"CreatedKey(key_id={self.key.key_id!r}, principal={self.principal.id!r}, token='***')"
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    key: ApiKeyRecord | None  # None: unknown key id (negative entry)
-    principal: PrincipalRecord | None
-    loaded_at: float
 
 
 _UNSET: object = object()
@@ -125,13 +107,19 @@ class IdentityService:
         self._audit = audit
         self._prefix = key_prefix
         self._oidc = oidc
-        self._ttl = cache_ttl_s
-        self._resolution = last_used_resolution_s
         self._now = clock
-        self._mono = monotonic
-        self._cache: dict[str, _Cached] = {}
-        self._written: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
+        self._keys = KeyLookupCache(
+            ttl_s=cache_ttl_s, resolution_s=last_used_resolution_s, monotonic=monotonic
+        )
+        self._credentials = CredentialAuthenticator(
+            key_prefix=key_prefix,
+            oidc=oidc,
+            clock=clock,
+            emit=self._emit,
+            lookup=self._lookup,
+            touch=self._touch,
+            get_principal=self.get_principal,
+        )
 
     @classmethod
     def from_settings(cls, engine: Engine, audit: AuditSink, auth: AuthSettings) -> IdentityService:
@@ -249,7 +237,7 @@ class IdentityService:
             version=current.version + 1,
         )
         self._run(lambda r: r.save_principal(new))
-        self._invalidate_principal(new.id)
+        self._keys.drop_principal(new.id)
         changed: list[JSONValue] = [
             f for f in ("roles", "team", "attributes", "disabled") if getattr(new, f) != getattr(current, f)
         ]
@@ -292,7 +280,7 @@ class IdentityService:
             rotated_from=_rotated_from,
         )
         self._run(lambda r: r.add_key(rec))
-        self._drop(rec.key_id)
+        self._keys.drop(rec.key_id)
         if _rotated_from is None:
             self._emit(EventTag.APIKEY_CREATED, actor, rec.key_id, principal=owner.id, name=rec.name)
         return CreatedKey(key=rec, token=new.token, principal=owner)
@@ -315,7 +303,7 @@ class IdentityService:
         self.get_key(key_id)
         now = self._now()
         changed = self._run(lambda r: r.revoke_key(key_id, now, reason))
-        self._drop(key_id)
+        self._keys.drop(key_id)
         if not changed:
             raise InputError(f"API key {key_id} is already revoked")
         self._emit(EventTag.APIKEY_REVOKED, actor, key_id, reason=reason)
@@ -347,7 +335,7 @@ class IdentityService:
             end = now + overlap
             if old.expires_at is None or end < old.expires_at:
                 self._run(lambda r: r.set_key_expiry(key_id, end))
-        self._drop(key_id)
+        self._keys.drop(key_id)
         self._emit(
             EventTag.APIKEY_ROTATED,
             actor,
@@ -398,88 +386,13 @@ class IdentityService:
         self, raw: str, client_ip: str | None = None, *, record_success: bool = True
     ) -> Authentication:
         """Check an API key: shape, hash, revocation, expiry, principal, source IP. Records the outcome."""
-        try:
-            auth = self._check_api_key(raw, client_ip)
-        except CredentialRejected as e:
-            self._emit(
-                EventTag.AUTHN_FAILED,
-                ANONYMOUS,
-                e.key_id or "",
-                "failure",
-                method=AuthMethod.API_KEY.value,
-                reason=e.reason,
-                client_ip=client_ip,
-            )
-            raise
-        if record_success:
-            self._emit(
-                EventTag.AUTHN_SUCCEEDED,
-                auth.principal.id,
-                auth.key_id or "",
-                method=AuthMethod.API_KEY.value,
-                key_id=auth.key_id,
-            )
-        return auth
-
-    def _check_api_key(self, raw: str, client_ip: str | None) -> Authentication:
-        try:
-            parsed = parse_key(raw, self._prefix)
-        except MalformedKeyError as e:
-            raise CredentialRejected("malformed", "invalid API key") from e
-        kid = parsed.key_id
-        entry = self._lookup(kid)
-        key, owner = entry.key, entry.principal
-        if key is None or owner is None:
-            raise CredentialRejected("unknown_key", "invalid API key", key_id=kid)
-        if not verify_secret(parsed, key.secret_hash):
-            raise CredentialRejected("bad_secret", "invalid API key", key_id=kid)
-        now = self._now()
-        if key.revoked:
-            raise CredentialRejected("revoked", "API key has been revoked", key_id=kid)
-        if key.is_expired(now):
-            raise CredentialRejected("expired", "API key has expired", key_id=kid)
-        if owner.disabled:
-            raise CredentialRejected("principal_disabled", "the key's principal is disabled", key_id=kid)
-        if not ip_allowed(client_ip, key.scope.source_cidrs):
-            raise CredentialRejected(
-                "ip_not_allowed", "API key may not be used from this address", key_id=kid
-            )
-        self._touch(kid, now)
-        return Authentication(
-            principal=owner.to_principal(),
-            method=AuthMethod.API_KEY,
-            key_id=kid,
-            scope=key.scope,
-            expires_at=key.expires_at,
-        )
+        return self._credentials.authenticate_api_key(raw, client_ip, record_success=record_success)
 
     def authenticate_bearer(
         self, token: str, client_ip: str | None = None, *, record_success: bool = True
     ) -> Authentication:
         """Verify an OIDC bearer token (issuer, audience, expiry, signature against the JWKS)."""
-        try:
-            if self._oidc is None:
-                raise CredentialRejected(
-                    "oidc_disabled", "bearer tokens are not accepted (auth.oidc is not set)"
-                )
-            try:
-                principal, claims = self._oidc.verify(token)
-            except TokenError as e:
-                raise CredentialRejected(f"bad_token:{e.reason}", f"invalid bearer token: {e.message}") from e
-        except CredentialRejected as e:
-            self._emit(
-                EventTag.AUTHN_FAILED, ANONYMOUS, "", "failure", method=AuthMethod.OIDC.value, reason=e.reason,
-                client_ip=client_ip,
-            )  # fmt: skip
-            raise
-        exp = claims.get("exp")
-        if record_success:
-            self._emit(EventTag.AUTHN_SUCCEEDED, principal.id, principal.id, method=AuthMethod.OIDC.value)
-        return Authentication(
-            principal=principal,
-            method=AuthMethod.OIDC,
-            expires_at=datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None,
-        )
+        return self._credentials.authenticate_bearer(token, client_ip, record_success=record_success)
 
     def authenticate_certificate_principal(
         self, principal_id: str | None, client_ip: str | None = None, *, record_success: bool = True
@@ -488,28 +401,9 @@ class IdentityService:
 
         Only enabled service principals may authenticate this way; every refusal is recorded.
         """
-        try:
-            if principal_id is None:
-                raise CredentialRejected("unknown_certificate", "the client certificate maps to no principal")
-            try:
-                rec = self.get_principal(principal_id)
-            except NotFoundError:
-                raise CredentialRejected("unknown_principal", "the mapped principal does not exist") from None
-            if rec.kind is not PrincipalKind.SERVICE:
-                raise CredentialRejected(
-                    "not_a_service", "client certificates authenticate service principals only"
-                )
-            if rec.disabled:
-                raise CredentialRejected("principal_disabled", "the principal is disabled")
-        except CredentialRejected as e:
-            self._emit(
-                EventTag.AUTHN_FAILED, ANONYMOUS, principal_id or "", "failure", method=AuthMethod.MTLS.value,
-                reason=e.reason, client_ip=client_ip,
-            )  # fmt: skip
-            raise
-        if record_success:
-            self._emit(EventTag.AUTHN_SUCCEEDED, rec.id, rec.id, method=AuthMethod.MTLS.value)
-        return Authentication(principal=rec.to_principal(), method=AuthMethod.MTLS)
+        return self._credentials.authenticate_certificate_principal(
+            principal_id, client_ip, record_success=record_success
+        )
 
     def record_use(self, auth: Authentication, operation: Operation, model: str | None = None) -> None:
         """Note that an API key was used for ``operation`` (on ``model``), for access reviews.
@@ -517,7 +411,7 @@ class IdentityService:
         if auth.key_id is None:
             return
         slot = (auth.key_id, operation.value, model or "")
-        if not self._due(slot):
+        if not self._keys.due(slot):
             return
         now = self._now()
         self._run(lambda r: r.record_usage(auth.key_id or "", operation.value, (model or "")[:200], now))
@@ -529,51 +423,17 @@ class IdentityService:
 
     # -- cache -----------------------------------------------------------------------------------
 
-    def _lookup(self, key_id: str) -> _Cached:
-        now = self._mono()
-        hit = self._cache.get(key_id)
-        if hit is not None and now - hit.loaded_at < self._ttl:
-            return hit
-
+    def _lookup(self, key_id: str) -> CachedKey:
         def load(r: IdentityRepository) -> tuple[ApiKeyRecord | None, PrincipalRecord | None]:
             k = r.get_key(key_id)
             return k, (r.get_principal(k.principal_id) if k else None)
 
-        key, owner = self._read(load)
-        entry = _Cached(key, owner, now)
-        with self._lock:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key_id] = entry
-        return entry
-
-    def _drop(self, key_id: str) -> None:
-        with self._lock:
-            self._cache.pop(key_id, None)
-
-    def _invalidate_principal(self, principal_id: str) -> None:
-        with self._lock:
-            for kid in [
-                k for k, v in self._cache.items() if v.key is not None and v.key.principal_id == principal_id
-            ]:
-                del self._cache[kid]
+        return self._keys.lookup(key_id, lambda: self._read(load))
 
     def invalidate_cache(self) -> None:
         """Forget every cached key (e.g. on a signal from another replica)."""
-        with self._lock:
-            self._cache.clear()
-
-    def _due(self, slot: tuple[str, ...]) -> bool:
-        now = self._mono()
-        with self._lock:
-            last = self._written.get(slot)
-            if last is not None and now - last < self._resolution:
-                return False
-            if len(self._written) >= _CACHE_MAX:
-                self._written.clear()
-            self._written[slot] = now
-            return True
+        self._keys.clear()
 
     def _touch(self, key_id: str, at: datetime) -> None:
-        if self._due(("last_used", key_id)):
+        if self._keys.due(("last_used", key_id)):
             self._run(lambda r: r.touch_keys([(key_id, at)]))
