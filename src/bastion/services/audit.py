@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
-import os
 import queue
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,32 +24,36 @@ from pathlib import Path
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-    load_pem_private_key,
-)
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bastion.config import LedgerSettings, Settings
 from bastion.domain.events import AuditEvent, EventTag
-from bastion.errors import BastionError, ConfigError, InputError, LedgerError, StoreError
+from bastion.errors import BastionError, InputError, LedgerError, StoreError
 from bastion.ledger.appender import Appender
 from bastion.ledger.encoding import EncodedEvent, LedgerEntry, decode_entry, encode_event, format_time
 from bastion.ledger.heads import ConsistencyProof, InclusionProof, TreeHead, key_id, sign_tree_head
 from bastion.ledger.merkle import CompactRange, TreeReader
 from bastion.ledger.verify import VerifyReport, verify_records
+from bastion.services.ledger_export import EXPORT_FORMAT, EXPORT_VERSION, ExportSummary, write_export
+from bastion.services.ledger_keys import load_or_create_signing_key, public_key_pem
 from bastion.store import ledger_repo as repo
 from bastion.store.engine import make_engine
 from bastion.store.migrate import upgrade
 
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "RECORD_TIMEOUT_S",
+    "AuditLog",
+    "ExportSummary",
+    "Receipt",
+    "load_or_create_signing_key",
+    "public_key_pem",
+]
+
 #: How long ``record`` waits for its commit before reporting failure (the writer normally answers in ms).
 RECORD_TIMEOUT_S = 120.0
-EXPORT_FORMAT = "bastion-ledger-export"
-EXPORT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +63,6 @@ class Receipt:
     seq: int
     leaf_hash: bytes
     time: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExportSummary:
-    """What :meth:`AuditLog.export` wrote."""
-
-    entries: int
-    tree_heads: int
-    consistency_proofs: int
-    tree_head: TreeHead | None
 
 
 class _Request:
@@ -121,57 +111,6 @@ _STOP = object()
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
-    """The Ed25519 tree-head key at ``path`` (PEM, PKCS#8), created with mode 0600 if missing.
-
-    An existing key readable or writable by group or others is refused (fail closed).
-    """
-    path = Path(path)
-    try:
-        return _load_key(path)
-    except FileNotFoundError:
-        pass
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _load_key(path)  # another process created it first
-    except OSError as e:
-        raise ConfigError(f"cannot create the ledger signing key at {str(path)!r}: {e.strerror}") from e
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    return key
-
-
-def _load_key(path: Path) -> Ed25519PrivateKey:
-    st = path.stat()  # FileNotFoundError goes to the caller
-    if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"the ledger signing key {str(path)!r} is accessible by group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):o})",
-            hint=f"Restrict it: chmod 600 {path}",
-        )
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError, OSError) as e:
-        raise ConfigError(
-            f"the ledger signing key {str(path)!r} is not an unencrypted PEM private key",
-            hint="Point ledger.signing_key_file at an Ed25519 PKCS#8 PEM file, or remove it to create one.",
-        ) from e
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"the ledger signing key {str(path)!r} is not an Ed25519 key")
-    return key
-
-
-def public_key_pem(key: Ed25519PublicKey) -> str:
-    """``key`` as a SubjectPublicKeyInfo PEM (what auditors pin)."""
-    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
 
 class AuditLog:
@@ -509,48 +448,4 @@ class AuditLog:
         if actor is not None:
             self.record(AuditEvent(EventTag.LEDGER_EXPORTED, actor))
         self.sign_tree_head()
-        if isinstance(target, str | Path):
-            path = Path(target)
-            tmp = path.with_name(path.name + ".partial")
-            try:
-                with tmp.open("w", encoding="utf-8", newline="\n") as f:
-                    summary = self._write_export(f)
-                tmp.replace(path)
-            except OSError as e:
-                tmp.unlink(missing_ok=True)
-                raise InputError(f"cannot write the export to {str(path)!r}: {e.strerror}") from e
-            return summary
-        return self._write_export(target)
-
-    def _write_export(self, out: IO[str]) -> ExportSummary:
-        def line(obj: dict[str, Any]) -> None:
-            out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
-
-        with repo.LedgerReader(self._engine) as reader:
-            heads = reader.tree_heads()
-            size = reader.size()
-            line(
-                {
-                    "type": "header",
-                    "format": EXPORT_FORMAT,
-                    "version": EXPORT_VERSION,
-                    "tree_size": size,
-                    "public_keys": {kid: public_key_pem(k) for kid, k in self._keys.items()},
-                }
-            )
-            for head in heads:
-                line({"type": "tree_head", **head.to_json()})
-            proofs = 0
-            for old, new in itertools.pairwise(heads):
-                path = TreeReader(reader, new.tree_size).consistency_path(old.tree_size)
-                proof = ConsistencyProof(old.tree_size, new.tree_size, tuple(path))
-                line({"type": "consistency_proof", **proof.to_json()})
-                proofs += 1
-            entries = 0
-            with contextlib.closing(reader.scan()) as scan:
-                for batch in scan:
-                    for seq, _index, data, leaf in batch:
-                        text = data.decode("utf-8", "replace")  # a non-UTF-8 (tampered) entry will not verify
-                        line({"type": "entry", "seq": seq, "leaf_hash": (leaf or b"").hex(), "entry": text})
-                        entries += 1
-        return ExportSummary(entries, len(heads), proofs, heads[-1] if heads else None)
+        return write_export(self._engine, self._keys, target)
