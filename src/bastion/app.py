@@ -9,9 +9,9 @@ The gateway gets:
 * authentication from the identity service. A successful gateway authentication is recorded in the
   call's own ledger event (key id, method, step ``authn``), not as a separate ``authn:succeeded``
   event, so each call is exactly one ledger event; failures are still recorded by the identity
-  service. The gateway uses its own :class:`IdentityService` instance for that, so a key revoked
-  through the admin API takes effect in the gateway within ``auth.cache_ttl_s`` (as in another
-  replica).
+  service. It shares the runtime's :class:`IdentityService`, so a key revoked through the admin API
+  stops working at the gateway at once (other replicas: within ``auth.key_cache_ttl_s``).
+  Verified TLS client certificates map to service principals (mTLS, ``tls.client_principals``).
 * key-usage notes for access reviews (:class:`UsageNotes`: written off the event loop, at most
   once per ``auth.last_used_resolution_s`` per key and model);
 * with ``crypto.record_content``, encrypted prompt/response recording (:class:`VaultRecorder`)

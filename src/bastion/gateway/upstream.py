@@ -182,6 +182,13 @@ class HttpUpstream:
                 self.breaker.failure()
                 raise UpstreamError(f"upstream {self.name!r} is unreachable", status=502) from e
 
+    def _failed(self, e: BaseException) -> UpstreamError:
+        """Count a transport failure against the breaker; the caller's error for it (504 or 502)."""
+        self.breaker.failure()
+        if isinstance(e, TimeoutError | aiohttp.ServerTimeoutError):
+            return UpstreamError(f"upstream {self.name!r} timed out", status=504)
+        return UpstreamError(f"upstream {self.name!r} connection failed", status=502)
+
     async def send(self, path: str, payload: bytes) -> UpstreamReply:
         self.breaker.check(self.name)
         try:
@@ -189,12 +196,8 @@ class HttpUpstream:
                 resp = await self._post(path, payload, self._headers)
                 async with resp:
                     body = await resp.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as e:
-            self.breaker.failure()
-            raise UpstreamError(f"upstream {self.name!r} timed out", status=504) from e
-        except aiohttp.ClientError as e:
-            self.breaker.failure()
-            raise UpstreamError(f"upstream {self.name!r} connection failed", status=502) from e
+        except (TimeoutError, aiohttp.ClientError) as e:  # ServerTimeoutError is both
+            raise self._failed(e) from e
         if resp.status >= 500:
             self.breaker.failure()
         else:
@@ -206,12 +209,8 @@ class HttpUpstream:
         try:
             async with asyncio.timeout(self.cfg.timeout_s + self.cfg.connect_timeout_s):
                 resp = await self._post(path, payload, self._stream_headers)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as e:
-            self.breaker.failure()
-            raise UpstreamError(f"upstream {self.name!r} timed out", status=504) from e
-        except aiohttp.ClientError as e:
-            self.breaker.failure()
-            raise UpstreamError(f"upstream {self.name!r} connection failed", status=502) from e
+        except (TimeoutError, aiohttp.ClientError) as e:  # ServerTimeoutError is both
+            raise self._failed(e) from e
         if resp.status != 200:
             try:
                 async with asyncio.timeout(self.cfg.timeout_s):

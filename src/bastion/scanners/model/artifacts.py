@@ -4,6 +4,7 @@ result). Static only: nothing is imported, unpickled or executed."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import mmap
@@ -268,25 +269,19 @@ def _nest_guard(depth: int, limits: ScanLimits) -> None:
 def _pickle(
     data: bytes, location: str, st: _FileState, *, start: int = 0, max_pickles: int | None = None
 ) -> None:
+    scan = functools.partial(
+        scan_pickle_stream,
+        data,
+        location=location,
+        limits=st.limits,
+        deadline=st.deadline,
+        start=start,
+        max_pickles=max_pickles,
+    )
     try:
-        res = scan_pickle_stream(
-            data,
-            location=location,
-            limits=st.limits,
-            deadline=st.deadline,
-            start=start,
-            max_pickles=max_pickles,
-        )
-    except NeedsJoblib:
-        res = scan_pickle_stream(
-            data,
-            location=location,
-            limits=st.limits,
-            deadline=st.deadline,
-            start=start,
-            max_pickles=max_pickles,
-            joblib=True,
-        )
+        res = scan()
+    except NeedsJoblib:  # joblib interleaves raw array bytes: scan again in joblib mode
+        res = scan(joblib=True)
     st.findings.extend(res.findings)
 
 
