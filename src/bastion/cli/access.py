@@ -6,14 +6,11 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli.output import OutputFormat, print_json, print_record, print_rows
+from bastion.cli.output import FormatOpt, OutputFormat, print_json, print_record, print_rows
 from bastion.cli.runtime import cli_actor, runtime_from
 from bastion.services.access_review import ReviewDecision
 
 access_app = typer.Typer(help="Review who may do what, and act on it.", no_args_is_help=True)
-FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
-]
 
 
 @access_app.command("review")

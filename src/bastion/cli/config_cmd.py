@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from bastion.cli.output import OutputFormat, print_json, print_record
+from bastion.cli.output import FormatOpt, OutputFormat, print_json, print_record
 from bastion.cli.runtime import settings_from
 from bastion.config import config_path, insecure_settings, settings_schema
 
@@ -16,7 +14,7 @@ config_app = typer.Typer(help="Check the configuration and print its schema.", n
 @config_app.command("check")
 def check(
     ctx: typer.Context,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TABLE,
+    fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Validate bastion.yaml and BASTION_* variables; exit 2 with the offending keys when invalid."""
     settings = settings_from(ctx)  # raises ConfigError -> exit 2 at the boundary

@@ -18,7 +18,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from bastion.cli.keys import keys_app
-from bastion.cli.output import FormatOption, OutputFormat, err, print_record, print_rows
+from bastion.cli.output import FormatOpt, OutputFormat, err, print_record, print_rows
 from bastion.cli.runtime import settings_from
 from bastion.config import Settings
 from bastion.crypto.keys.interface import HEALTH_PROBE_KEYS, KeyNotFoundError, KeyProvider
@@ -178,7 +178,7 @@ def erase_cmd(
     )
 
 
-def provider_check_cmd(ctx: typer.Context, fmt: OutputFormat = FormatOption) -> None:
+def provider_check_cmd(ctx: typer.Context, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """Round-trip the configured key provider, list its keys and flag overdue rotations."""
     with _service(ctx) as (settings, svc):
         health = svc.check()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from bastion.cli.output import OutputFormat, print_record
+from bastion.cli.output import FormatOpt, OutputFormat, print_record
 from bastion.cli.runtime import settings_from
 from bastion.store.engine import make_engine
 from bastion.store.migrate import current_revision, head_revision, upgrade
@@ -29,7 +27,7 @@ def upgrade_cmd(ctx: typer.Context) -> None:
 @db_app.command("status")
 def status_cmd(
     ctx: typer.Context,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TABLE,
+    fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show the current and the newest schema revision; exit 1 when an upgrade is pending."""
     settings = settings_from(ctx)

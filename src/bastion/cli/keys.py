@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli.output import OutputFormat, err, print_json, print_record, print_rows
+from bastion.cli.output import FormatOpt, OutputFormat, err, print_json, print_record, print_rows
 from bastion.cli.runtime import cli_actor, runtime_from
 from bastion.domain.identity import KeyScope, PrincipalKind, Role
 from bastion.errors import InputError
@@ -19,9 +19,6 @@ keys_app = typer.Typer(
     help="Create, list, revoke and rotate API keys; manage encryption keys.", no_args_is_help=True
 )
 
-FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
-]
 _KEY_COLUMNS = ("key_id", "principal", "name", "created_at", "expires_at", "last_used_at", "revoked_at")
 
 

@@ -13,17 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.output import OutputFormat, err, out, print_json, print_record, print_rows
+from bastion.cli.output import FormatOpt, OutputFormat, err, out, print_json, print_record, print_rows
 from bastion.cli.runtime import cli_actor, runtime_from
 from bastion.services.audit import public_key_pem
 
 ledger_app = typer.Typer(
     help="Verify, export and read the tamper-evident audit ledger.", no_args_is_help=True
 )
-
-FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
-]
 
 
 @ledger_app.command("verify")

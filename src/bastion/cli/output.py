@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +22,10 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
-FormatOption = typer.Option(OutputFormat.TABLE, "--format", "-f", help="Output format.", case_sensitive=False)
+#: The ``--format table|json`` option every data-printing command takes.
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+]
 
 
 def _default(o: object) -> object:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli.output import OutputFormat, out, print_json
+from bastion.cli.output import FormatOpt, OutputFormat, out, print_json
 from bastion.cli.runtime import runtime_from
 from bastion.config import Settings
 from bastion.domain.access import Operation, Resource
@@ -42,7 +42,7 @@ def explain(
     attr: Annotated[
         list[str] | None, typer.Option("--attr", help="Resource attribute KEY=VALUE (repeatable).")
     ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TABLE,
+    fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show the decision and the policies that made it. Exit 0 when allowed, 1 when denied."""
     with runtime_from(ctx) as rt:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli.output import OutputFormat, print_record, print_rows
+from bastion.cli.output import FormatOpt, OutputFormat, print_record, print_rows
 from bastion.cli.runtime import cli_actor, runtime_from
 from bastion.domain.identity import PrincipalKind, Role
 from bastion.errors import InputError
@@ -14,9 +14,6 @@ from bastion.errors import InputError
 principals_app = typer.Typer(
     help="Manage principals: users, service accounts and teams.", no_args_is_help=True
 )
-FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
-]
 _COLUMNS = ("id", "kind", "name", "roles", "team", "disabled", "created_at")
 
 
