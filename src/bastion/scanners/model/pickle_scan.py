@@ -7,6 +7,9 @@ made with them. :class:`~bastion.scanners.model.pickle_findings.PickleJudge` che
 against the allow-list in :mod:`pickle_policy`; computed names (``STACK_GLOBAL`` over values that
 are not constant strings), calls of computed objects, extension codes and attribute writes on
 imported objects are flagged. A stream that does not parse is an error, never clean.
+
+The machine is the mypyc-compiled build of :mod:`pickle_machine` when the install made one
+(:mod:`pickle_native`), else the same class in pure Python; both give identical results.
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ from __future__ import annotations
 from bastion.scanners.model.interface import Deadline, MalformedArtifact, ScanLimits
 from bastion.scanners.model.pickle_findings import PickleJudge, PickleScan, trailing_data_finding
 from bastion.scanners.model.pickle_machine import PickleMachine
+from bastion.scanners.model.pickle_native import native_machine
 
 __all__ = ["NeedsJoblib", "PickleScan", "scan_pickle_stream"]
+
+# The compiled machine reads ``bytes`` only: a mapped file up to this size is copied for it (about
+# 1 ms per MB, against some 20 ms per MB of simulation); a larger one is simulated in place.
+COPY_LIMIT = 256 << 20
 
 
 class NeedsJoblib(MalformedArtifact):
@@ -31,21 +39,26 @@ def scan_pickle_stream(
     start: int = 0,
     max_pickles: int | None = None,
     joblib: bool = False,
+    machine: type[PickleMachine] | None = None,
 ) -> PickleScan:
     """Simulate every pickle in ``data`` from ``start`` and collect findings.
 
     Consecutive pickles (``pickle.dump`` called repeatedly, the legacy PyTorch layout) are all
     analysed, up to ``max_pickles``. Bytes after the last pickle that do not parse as one are
     reported (they are not analysed). :class:`MalformedArtifact` when the first pickle does not parse.
+    ``machine`` forces the simulator class (tests and the bench compare the compiled and the
+    pure-Python one); by default :func:`default_machine` picks.
     """
+    if machine is None:
+        machine, data = default_machine(data, max_pickles)
     out = PickleScan()
     pos = start
     n = len(data)
     while pos < n and (max_pickles is None or out.pickles < max_pickles):
         judge = PickleJudge(location, out)
-        machine = PickleMachine(data, judge, limits, deadline, track_dicts=joblib)
+        sim = machine(data, judge, limits, deadline, track_dicts=joblib)
         try:
-            end = _run_with_joblib(machine, pos, joblib, location)
+            end = _run_with_joblib(sim, pos, joblib, location)
         except IndexError:
             err = MalformedArtifact(f"pickle truncated (an argument runs past the end) after offset {pos}")
             if out.pickles == 0:
@@ -67,6 +80,24 @@ def scan_pickle_stream(
     return out
 
 
+def default_machine(data: bytes, max_pickles: int | None) -> tuple[type[PickleMachine], bytes]:
+    """The compiled machine when installed, with ``data`` as ``bytes``; else the pure-Python one.
+
+    A memory-mapped file is copied to ``bytes`` for the compiled machine only when the whole of it is
+    analysed (``max_pickles`` unset) and it is at most :data:`COPY_LIMIT` bytes: the few pickles at
+    the head of a legacy PyTorch file or after a NumPy header are simulated in place, so the tensor
+    data behind them is never read, and memory stays bounded for huge files.
+    """
+    native = native_machine()
+    if native is None:
+        return PickleMachine, data
+    if type(data) is bytes:
+        return native, data
+    if max_pickles is None and len(data) <= COPY_LIMIT:
+        return native, bytes(data)
+    return PickleMachine, data
+
+
 def _run_with_joblib(machine: PickleMachine, pos: int, joblib: bool, location: str) -> int:
     end = machine.run(pos)
     out = machine.judge.out
@@ -84,6 +115,7 @@ def _run_with_joblib(machine: PickleMachine, pos: int, joblib: bool, location: s
                 deadline=machine.deadline,
                 start=resume,
                 max_pickles=1,
+                machine=type(machine),
             )
             out.findings.extend(inner.findings)
             out.globals.update(inner.globals)
