@@ -225,13 +225,22 @@ import json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from bastion.scanners.model.interface import Deadline, ScanLimits
 from bastion.scanners.model.pickle_scan import scan_pickle_stream
+kw = {}
+if sys.argv[4] == "pure":
+    from bastion.scanners.model.pickle_machine import PickleMachine
+    kw["machine"] = PickleMachine
+elif sys.argv[4] == "compiled":
+    from bastion.scanners.model.pickle_native import native_machine
+    kw["machine"] = native_machine()
+    if kw["machine"] is None:
+        sys.exit("no compiled pickle machine in " + sys.argv[1] + ": run hatch_build.py or pip install -e .")
 out = {}
 for p in json.loads(sys.argv[2]):
     data = open(p, "rb").read()
     times = []
     for _ in range(int(sys.argv[3])):
         t = time.perf_counter()
-        r = scan_pickle_stream(data, location=p, limits=ScanLimits(), deadline=Deadline(600.0))
+        r = scan_pickle_stream(data, location=p, limits=ScanLimits(), deadline=Deadline(600.0), **kw)
         times.append(time.perf_counter() - t)
     out[p] = [len(data), statistics.median(times), len(r.findings)]
 print(json.dumps(out))
@@ -274,39 +283,49 @@ def dense_pickles(work: Path, dense_mb: int) -> dict[str, Path]:
 def pickle_speed(repeats: int, dense_mb: int, baseline_src: str | None) -> str:
     """MB/s of the pickle simulator alone on opcode-dense pickles (median of ``repeats``).
 
-    With ``baseline_src`` (a ``src`` directory of another revision, e.g. from
-    ``git archive REV src | tar -x -C /tmp/base``) both trees are timed in alternating
-    subprocesses of the same run, so the ratio is not skewed by other load on the machine.
+    This tree is timed twice, with the pure-Python machine and with the mypyc-compiled one (built
+    by ``hatch_build.py``; the run fails if it is missing or stale). With ``baseline_src`` (a ``src``
+    directory of another revision, e.g. from ``git archive REV src | tar -x -C /tmp/base``) that
+    tree is timed too, with its default machine. All in alternating subprocesses of the same run,
+    so the ratios are not skewed by other load on the machine.
     """
     work = OUT / "speed"
     work.mkdir(parents=True, exist_ok=True)
     files = dense_pickles(work, dense_mb)
-    trees = {"this tree": str(HERE.parent / "src")}
+    src = str(HERE.parent / "src")
+    runs_of: dict[str, tuple[str, str]] = {
+        "pure Python": (src, "pure"),
+        "compiled (mypyc)": (src, "compiled"),
+    }
     if baseline_src:
-        trees = {"baseline": baseline_src, **trees}
-    runs: dict[str, list[dict[str, list[float]]]] = {t: [] for t in trees}
+        runs_of = {"baseline": (baseline_src, "default"), **runs_of}
+    runs: dict[str, list[dict[str, list[float]]]] = {t: [] for t in runs_of}
     names = json.dumps([str(p) for p in files.values()])
     for _ in range(repeats):
-        for label, src in trees.items():
+        for label, (tree, mode) in runs_of.items():
             proc = subprocess.run(
-                [sys.executable, "-c", _PICKLE_DRIVER, src, names, "1"],
+                [sys.executable, "-c", _PICKLE_DRIVER, tree, names, "1", mode],
                 capture_output=True,
                 text=True,
                 check=True,
             )
             runs[label].append(json.loads(proc.stdout.splitlines()[-1]))
-    cols = list(trees)
+    for p in files.values():  # the two machines must agree (the property tests check it in depth)
+        counts = {runs[t][0][str(p)][2] for t in ("pure Python", "compiled (mypyc)")}
+        if len(counts) != 1:
+            raise SystemExit(f"{p}: pure and compiled machines report different findings: {counts}")
+    cols = list(runs_of)
     head = "| pickle | size | opcodes | " + " | ".join(f"{t} MB/s" for t in cols)
-    head += " | speed-up |" if baseline_src else " |"
-    lines = [head, "|---|---|---|" + "---|" * (len(cols) + (1 if baseline_src else 0))]
+    head += " | compiled / pure |" + (" compiled / baseline |" if baseline_src else "")
+    lines = [head, "|---|---|---|" + "---|" * (len(cols) + 1 + (1 if baseline_src else 0))]
     for label, p in files.items():
         size = p.stat().st_size
-        meds = [statistics.median(r[str(p)][1] for r in runs[t]) for t in cols]
-        cells = [f"{size / m / 1e6:.1f}" for m in meds]
-        ratio = f" | {meds[0] / meds[-1]:.2f}x" if baseline_src else ""
-        lines.append(
-            f"| {label} | {size / 1e6:.1f} MB | {_opcode_count(p):,} | " + " | ".join(cells) + ratio + " |"
-        )
+        med = {t: statistics.median(r[str(p)][1] for r in runs[t]) for t in cols}
+        cells = [f"{size / med[t] / 1e6:.1f}" for t in cols]
+        cells.append(f"{med['pure Python'] / med['compiled (mypyc)']:.2f}x")
+        if baseline_src:
+            cells.append(f"{med['baseline'] / med['compiled (mypyc)']:.2f}x")
+        lines.append(f"| {label} | {size / 1e6:.1f} MB | {_opcode_count(p):,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

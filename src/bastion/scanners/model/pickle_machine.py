@@ -108,11 +108,12 @@ class PickleMachine:
         """Simulate from ``pos`` to the ``STOP``; -1 at a joblib array wrapper (resume after it).
 
         Opcodes are compared as integer literals (named in the comments), most frequent first.
+        ``stack.append`` is called directly: mypyc compiles it to a C call, a bound-method alias it
+        could not.
         """
         data = self.data
         n = len(data)
         stack = self.stack
-        push = stack.append
         marks = self.marks
         memo = self.memo
         track = self.track_dicts
@@ -125,7 +126,7 @@ class PickleMachine:
             op = data[pos]
             if op == 0x68:  # BINGET
                 try:
-                    push(memo[data[pos + 1]])
+                    stack.append(memo[data[pos + 1]])
                 except KeyError:
                     raise _missing(data[pos + 1], pos) from None
                 pos += 2
@@ -139,7 +140,7 @@ class PickleMachine:
             if op == 0x8C:  # SHORT_BINUNICODE: kept as undecoded bytes
                 a = pos + 2
                 pos = a + data[pos + 1]
-                push(data[a:pos])
+                stack.append(data[a:pos])
             elif op == 0x28:  # MARK
                 fence = len(stack)
                 marks.append(fence)
@@ -147,12 +148,12 @@ class PickleMachine:
                 continue
             elif op == 0x4B:  # BININT1
                 if track:
-                    push(data[pos + 1])
+                    stack.append(data[pos + 1])
                 elif data[pos + 2] == 0x4B:
                     pos = self._numeric_run(op, pos)
                     continue
                 else:
-                    push(UNK)
+                    stack.append(UNK)
                 pos += 2
                 continue
             elif op == 0x75 or op == 0x65 or op == 0x90:
@@ -169,7 +170,7 @@ class PickleMachine:
                 pos += 1
                 continue
             elif op == 0x7D or op == 0x5D or op == 0x8F:
-                push({} if track and op == 0x7D else UNK)
+                stack.append({} if track and op == 0x7D else UNK)
                 pos += 1
                 op = data[pos]
                 if op == 0x94:  # MEMOIZE
@@ -184,12 +185,12 @@ class PickleMachine:
             elif op == 0x4A or op == 0x4D or op == 0x47:
                 width = 5 if op == 0x4A else 3 if op == 0x4D else 9
                 if track and op != 0x47:
-                    push(int.from_bytes(data[pos + 1 : pos + width], "little", signed=op == 0x4A))
+                    stack.append(int.from_bytes(data[pos + 1 : pos + width], "little", signed=op == 0x4A))
                 elif data[pos + width] == op:
                     pos = self._numeric_run(op, pos)
                     continue
                 else:
-                    push(UNK)
+                    stack.append(UNK)
                 pos += width
                 continue
             elif op == 0x58:  # BINUNICODE
@@ -198,7 +199,7 @@ class PickleMachine:
                 pos = a + ln
                 if pos > n:
                     raise MalformedArtifact(f"string runs past the end of the data at offset {a - 5}")
-                push(data[a:pos] if ln <= MAX_DECODED_STR else UNK)
+                stack.append(data[a:pos] if ln <= MAX_DECODED_STR else UNK)
             elif op == 0x72 or op == 0x71:
                 if len(stack) <= fence:
                     raise MalformedArtifact(f"memo store on an empty stack at offset {pos}")
@@ -212,7 +213,7 @@ class PickleMachine:
             elif op == 0x6A:  # LONG_BINGET
                 idx = int.from_bytes(data[pos + 1 : pos + 5], "little")
                 try:
-                    push(memo[idx])
+                    stack.append(memo[idx])
                 except KeyError:
                     raise _missing(idx, pos) from None
                 pos += 5
@@ -223,7 +224,7 @@ class PickleMachine:
                     raise MalformedArtifact(f"stack underflow at offset {pos}")
                 t = tuple(stack[-cnt:])
                 del stack[-cnt:]
-                push(t)
+                stack.append(t)
                 pos += 1
             elif op == 0x52 or op == 0x81:
                 if len(stack) - 2 < fence:
@@ -232,11 +233,11 @@ class PickleMachine:
                 stack[-1] = self.judge.on_call(stack[-1], args, pos, "REDUCE" if op == 0x52 else "NEWOBJ")
                 pos += 1
             elif op == 0x4E or op == 0x88 or op == 0x89:
-                push(_CONST[op])
+                stack.append(_CONST[op])
                 pos += 1
                 continue
             elif op == 0x29:  # EMPTY_TUPLE
-                push(())
+                stack.append(())
                 pos += 1
             elif op == 0x2E:  # STOP
                 if len(stack) <= fence:
