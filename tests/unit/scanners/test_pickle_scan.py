@@ -113,6 +113,14 @@ def test_ufunc_reconstruct_gadget() -> None:
     assert types(bad) == {"pickle.dangerous_global"}
 
 
+def test_finding_messages_name_objects_without_memory_addresses() -> None:
+    # _ufunc_reconstruct called with an imported global and a call result as its arguments
+    data = b"\x80\x02cnumpy.core\n_ufunc_reconstruct\ncos\nsystem\nccollections\nOrderedDict\n)R\x86R."
+    messages = [f.message for f in scan(data).findings]
+    assert any("(<global os.system>, <call result>)" in m for m in messages)
+    assert not any("0x" in m for m in messages)
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -47,6 +47,9 @@ class ImportedGlobal:
         self.name = name
         self.offset = offset
 
+    def __repr__(self) -> str:  # shown in findings: no memory address
+        return f"<global {self.module}.{self.name}>"
+
 
 class CallResult:
     """The object a ``REDUCE``/``NEWOBJ``/``INST``/``OBJ`` call returns; ``BUILD`` sets ``state``."""
@@ -57,6 +60,9 @@ class CallResult:
         self.func = func
         self.args = args
         self.state: object = None
+
+    def __repr__(self) -> str:  # shown in findings: no memory address, no recursion into chains
+        return "<call result>"
 
 
 @dataclass(slots=True)

@@ -83,6 +83,9 @@ _RUNS = {
     BINFLOAT: (re.compile(rb"(?:G[\x00-\xff]{8})+"), 9),
 }
 _CONST: dict[int, object] = {NONE: None, NEWTRUE: True, NEWFALSE: False}
+# Tuples of plain data are shared, not kept one per TUPLE opcode: millions of new tuples held in the
+# memo would make the cyclic garbage collector walk them again and again (a quarter of the run).
+_UNK_TUPLES: tuple[tuple[object, ...], ...] = tuple((UNK,) * n for n in range(4))
 _EXT_WIDTH = {EXT1: 1, EXT2: 2, EXT4: 4}
 _CALL_NAMES = {REDUCE: "REDUCE", NEWOBJ: "NEWOBJ"}
 
@@ -224,7 +227,7 @@ class PickleMachine:
                     raise MalformedArtifact(f"stack underflow at offset {pos}")
                 t = tuple(stack[-cnt:])
                 del stack[-cnt:]
-                stack.append(t)
+                stack.append(_UNK_TUPLES[cnt] if t == _UNK_TUPLES[cnt] else t)
                 pos += 1
             elif op == 0x52 or op == 0x81:
                 if len(stack) - 2 < fence:
