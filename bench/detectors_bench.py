@@ -91,10 +91,10 @@ def bench_prompt_injection(data: Path, do_logo: bool) -> list[dict]:
     tracemalloc.stop()
     note = f"1,000-char prompts; {len(big):,}-char input: {big_s * 1000:.0f} ms, peak {peak:.1f} MB traced"
     if do_logo and data.exists():
-        from training.augment import augmented_rows
         from training.train_prompt_injection import (
             baseline_fit,
             baseline_score,
+            generated_rows,
             hashed_fit,
             hashed_score,
             logo,
@@ -103,7 +103,7 @@ def bench_prompt_injection(data: Path, do_logo: bool) -> list[dict]:
         )
 
         groups = [source_group(r["source"]) for r in rows]
-        aug = augmented_rows(rows, groups)
+        aug = generated_rows(rows, groups)
         y = np.asarray([r["label"] for r in rows])
         for label, fit_fn, score_fn, a in (
             ("prompt_injection (held-out sources)", hashed_fit, hashed_score, aug),
