@@ -14,7 +14,7 @@ from typing import Protocol
 from bastion.domain.events import EventTag, JSONValue
 from bastion.domain.identity import Authentication, AuthMethod, PrincipalKind
 from bastion.errors import AuthenticationError, NotFoundError
-from bastion.identity.apikeys import MalformedKeyError, parse_key, verify_secret
+from bastion.identity.apikeys import MalformedKeyError, ParsedApiKey, parse_key, verify_secret
 from bastion.identity.oidc import OIDCVerifier, TokenError
 from bastion.identity.records import PrincipalRecord, ip_allowed
 from bastion.services.key_cache import CachedKey
@@ -52,6 +52,8 @@ class CredentialAuthenticator:
         lookup: Callable[[str], CachedKey],
         touch: Callable[[str, datetime], None],
         get_principal: Callable[[str], PrincipalRecord],
+        peek: Callable[[str], CachedKey | None] | None = None,
+        touch_due: Callable[[str], bool] | None = None,
     ) -> None:
         self._prefix = key_prefix
         self._oidc = oidc
@@ -60,6 +62,8 @@ class CredentialAuthenticator:
         self._lookup = lookup
         self._touch = touch
         self._get_principal = get_principal
+        self._peek = peek
+        self._touch_due = touch_due
 
     def authenticate_api_key(
         self, raw: str, client_ip: str | None = None, *, record_success: bool = True
@@ -88,19 +92,47 @@ class CredentialAuthenticator:
             )
         return auth
 
+    def cached_api_key(self, raw: str, client_ip: str | None = None) -> Authentication | None:
+        """The key's authentication when it needs no I/O: a fresh cached lookup, every check passed
+        and no ``last_used_at`` write due. None otherwise, and then the caller runs
+        :meth:`authenticate_api_key` (in a worker thread), which repeats the checks, loads what is
+        missing and records a refusal. Nothing is recorded here: the caller records the success."""
+        if self._peek is None or self._touch_due is None:
+            return None
+        try:
+            parsed = parse_key(raw, self._prefix)
+        except MalformedKeyError:
+            return None
+        entry = self._peek(parsed.key_id)
+        if entry is None or self._touch_due(parsed.key_id):
+            return None
+        try:
+            return self._verify(parsed, entry, client_ip, self._now())
+        except CredentialRejected:
+            return None
+
     def _check_api_key(self, raw: str, client_ip: str | None) -> Authentication:
         try:
             parsed = parse_key(raw, self._prefix)
         except MalformedKeyError as e:
             raise CredentialRejected("malformed", "invalid API key") from e
+        entry = self._lookup(parsed.key_id)
+        now = self._now()
+        auth = self._verify(parsed, entry, client_ip, now)
+        self._touch(parsed.key_id, now)
+        return auth
+
+    @staticmethod
+    def _verify(
+        parsed: ParsedApiKey, entry: CachedKey, client_ip: str | None, now: datetime
+    ) -> Authentication:
+        """Every check of a key against its looked-up record; raises :class:`CredentialRejected`."""
         kid = parsed.key_id
-        entry = self._lookup(kid)
         key, owner = entry.key, entry.principal
         if key is None or owner is None:
             raise CredentialRejected("unknown_key", "invalid API key", key_id=kid)
         if not verify_secret(parsed, key.secret_hash):
             raise CredentialRejected("bad_secret", "invalid API key", key_id=kid)
-        now = self._now()
         if key.revoked:
             raise CredentialRejected("revoked", "API key has been revoked", key_id=kid)
         if key.is_expired(now):
@@ -111,7 +143,6 @@ class CredentialAuthenticator:
             raise CredentialRejected(
                 "ip_not_allowed", "API key may not be used from this address", key_id=kid
             )
-        self._touch(kid, now)
         return Authentication(
             principal=owner.to_principal(),
             method=AuthMethod.API_KEY,

@@ -119,6 +119,8 @@ class IdentityService:
             lookup=self._lookup,
             touch=self._touch,
             get_principal=self.get_principal,
+            peek=self._keys.peek,
+            touch_due=lambda kid: self._keys.is_due(("last_used", kid)),
         )
 
     @classmethod
@@ -377,7 +379,16 @@ class IdentityService:
     async def aauthenticate(
         self, credential: str, client_ip: str | None = None, *, record_success: bool = True
     ) -> Authentication:
-        """:meth:`authenticate` off the event loop (database lookups and ledger writes block)."""
+        """:meth:`authenticate` off the event loop (database lookups and ledger writes block).
+
+        A key whose lookup is cached, that passes every check and needs no write is accepted on the
+        loop (a dict lookup and a SHA-256: no thread hop); with ``record_success`` or anything else
+        (a miss, a refusal, a due ``last_used_at`` write) the full check runs in a worker thread.
+        """
+        if not record_success and credential.startswith(self._prefix + "_"):
+            auth = self._credentials.cached_api_key(credential, client_ip)
+            if auth is not None:
+                return auth
         return await asyncio.to_thread(
             self.authenticate, credential, client_ip, record_success=record_success
         )

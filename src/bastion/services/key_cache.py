@@ -53,6 +53,13 @@ class KeyLookupCache:
             self._cache[key_id] = entry
         return entry
 
+    def peek(self, key_id: str) -> CachedKey | None:
+        """The cached entry for ``key_id`` while fresh, else None; never loads (safe on an event loop)."""
+        hit = self._cache.get(key_id)
+        if hit is not None and self._mono() - hit.loaded_at < self._ttl:
+            return hit
+        return None
+
     def drop(self, key_id: str) -> None:
         """Forget ``key_id``."""
         with self._lock:
@@ -70,6 +77,11 @@ class KeyLookupCache:
         """Forget every cached key."""
         with self._lock:
             self._cache.clear()
+
+    def is_due(self, slot: tuple[str, ...]) -> bool:
+        """Whether :meth:`due` would say True for ``slot`` now (nothing is noted)."""
+        last = self._written.get(slot)
+        return last is None or self._mono() - last >= self._resolution
 
     def due(self, slot: tuple[str, ...]) -> bool:
         """True (and noted) when ``slot`` was not written within the resolution."""
