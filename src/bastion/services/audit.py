@@ -17,14 +17,15 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bastion.config import LedgerSettings, Settings
@@ -109,6 +110,13 @@ def _settle_futures(requests: list[_Request]) -> None:
 _STOP = object()
 
 
+@contextlib.contextmanager
+def _held_transaction(conn: Connection) -> Iterator[Connection]:
+    """``engine.begin()`` on a connection that stays open: commit on success, roll back on error."""
+    with conn.begin():
+        yield conn
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -142,6 +150,11 @@ class AuditLog:
         self._closed = False
         self._cached: Appender | None = None
         self._last_requests = 0
+        # SQLite: the writer keeps one connection (a file does not go stale), which spares a pool
+        # checkout and reset per commit; PostgreSQL goes through the pool's pre-ping each time.
+        self._hold_connection = engine.dialect.name == "sqlite"
+        self._held: Connection | None = None
+        self._held_pool: object = None
         self._writer = threading.Thread(target=self._run, name="bastion-ledger-writer", daemon=True)
         self._writer.start()
 
@@ -235,6 +248,12 @@ class AuditLog:
     # -- the writer ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._drop_held()
+
+    def _serve(self) -> None:
         stopping = False
         while not stopping:
             item = self._queue.get()
@@ -306,6 +325,7 @@ class AuditLog:
                     raise
             except SQLAlchemyError as e:
                 self._cached = None
+                self._drop_held()
                 raise StoreError(f"recording in the ledger failed: {e.__class__.__name__}: {e}") from e
         raise AssertionError("unreachable")
 
@@ -319,8 +339,26 @@ class AuditLog:
         cr = CompactRange.load(tip.size, reader.node)
         return Appender(cr, tip.last_leaf or None, tip.last_time)
 
+    def _writer_connection(self) -> AbstractContextManager[Connection]:
+        """A transaction for one batch: on the held connection (SQLite) or a pooled one."""
+        if not self._hold_connection:
+            return self._engine.begin()
+        if self._held is not None and self._held_pool is not self._engine.pool:
+            self._drop_held()  # the engine was disposed: its connections are not to be used again
+        if self._held is None:
+            self._held_pool = self._engine.pool
+            self._held = self._engine.connect()
+        return _held_transaction(self._held)
+
+    def _drop_held(self) -> None:
+        """Close the writer's held connection (after a failure, or when the writer stops)."""
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                held.close()
+
     def _append_once(self, batch: list[_Request]) -> list[list[Receipt]]:
-        with self._state_lock, self._engine.begin() as conn:
+        with self._state_lock, self._writer_connection() as conn:
             repo.lock_for_append(conn)
             work = self._tip_appender(conn)
             now = self._clock()

@@ -48,11 +48,12 @@ def lock_for_append(conn: Connection) -> None:
     # SQLite: the engine began this transaction with BEGIN IMMEDIATE, which holds the write lock.
 
 
+_TIP = "SELECT seq, timestamp, leaf_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1"
+
+
 def read_tip(conn: Connection) -> Tip:
     """Size, last timestamp and last leaf hash, read inside the append lock."""
-    row = conn.execute(
-        text("SELECT seq, timestamp, leaf_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
-    ).first()
+    row = conn.exec_driver_sql(_TIP).first()  # plain SQL, no parameters: no compile step per append
     if row is None:
         return Tip(0, "", b"")
     return Tip(int(row[0]) + 1, str(row[1]), bytes(row[2]))
