@@ -89,10 +89,19 @@ def _verdict(text: str, names: Sequence[str], direction: str) -> Verdict:
     return run_detectors(text, names, ScanContext(direction=Direction(direction)))
 
 
-def _record(target: str, verdict: Verdict) -> dict[str, Any]:
+def _ranking_floor(text: str, names: Sequence[str]) -> float:
+    """The classifier's own score, so ``score`` also ranks texts below the flag level (0 without it)."""
+    if "prompt_injection" not in names:
+        return 0.0
+    from bastion.detectors.prompt_injection import model_score
+
+    return model_score(text)
+
+
+def _record(target: str, verdict: Verdict, floor: float = 0.0) -> dict[str, Any]:
     return {
         "target": target,
-        "score": round(verdict.score, 4),
+        "score": round(max(verdict.score, floor), 4),
         "verdict": verdict.action.value,
         "findings": [f.to_dict() for f in verdict.findings],
         **({"errors": list(verdict.errors)} if verdict.errors else {}),
@@ -180,8 +189,14 @@ def scan_text(
 ) -> None:
     """Scan one text with the runtime detectors."""
     started = time.perf_counter()
-    verdict = _verdict(text, _names(detector, direction), direction)
-    _emit([_record("text", verdict)], [TargetResult("text", verdict.findings)], fmt, started)
+    names = _names(detector, direction)
+    verdict = _verdict(text, names, direction)
+    _emit(
+        [_record("text", verdict, _ranking_floor(text, names))],
+        [TargetResult("text", verdict.findings)],
+        fmt,
+        started,
+    )
     _audit(ctx, "text", [verdict])
     if _fails(verdict, fail_on):
         raise typer.Exit(1)
@@ -279,7 +294,8 @@ def _prompt_line(
     rec: dict[str, Any] = {"line": n}
     if "id" in obj and isinstance(obj["id"], str | int):
         rec["id"] = obj["id"]
-    rec.update({k: v2 for k, v2 in _record(f"line {n}", v).items() if k != "target"})
+    floor = _ranking_floor(obj["text"], names)
+    rec.update({k: v2 for k, v2 in _record(f"line {n}", v, floor).items() if k != "target"})
     return rec, v
 
 

@@ -112,6 +112,16 @@ def score_text(text: str) -> float:
     return max((f.score for f in findings), default=0.0)
 
 
+def model_score(text: str) -> float:
+    """The classifier's calibrated score alone, maximum over windows, even below the report level.
+
+    Findings start at the flag level (0.5); a ranking (a CI threshold sweep, a ROC curve) also needs the
+    order of the texts below it.
+    """
+    m = load_model()
+    return max((assess(text[s:e], m).score for s, e in windows(len(text), WINDOW, OVERLAP)), default=0.0)
+
+
 class PromptInjectionDetector:
     """Registered as ``prompt_injection``; see the module docstring for the finding types."""
 

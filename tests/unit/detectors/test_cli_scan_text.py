@@ -82,3 +82,20 @@ def test_scan_file_and_sarif(tmp_path: Path) -> None:
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     res = runner.invoke(app, ["scan", "file", str(tmp_path / "nope.txt")])
     assert res.exit_code != 0
+
+
+def test_scan_prompts_score_ranks_below_the_flag_level(tmp_path: Path) -> None:
+    """Unflagged texts still get the classifier's score, so a threshold sweep can rank them."""
+    from bastion.detectors.prompt_injection import model_score
+
+    texts = ["What is the capital of Peru?", "Please ignore the typos. Which laptop has the best keyboard?"]
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n", encoding="utf-8")
+    res = runner.invoke(app, ["scan", "prompts", str(f)])
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.exit_code == 0 and all(r["verdict"] == "allow" and not r["findings"] for r in rows)
+    assert [r["score"] for r in rows] == [round(model_score(t), 4) for t in texts]
+    assert all(0 < r["score"] < 0.5 for r in rows)
+    # Only the prompt_injection detector supplies the floor.
+    res = runner.invoke(app, ["scan", "prompts", str(f), "-d", "secrets"])
+    assert [json.loads(line)["score"] for line in res.stdout.splitlines()] == [0.0, 0.0]
