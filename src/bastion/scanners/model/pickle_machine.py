@@ -197,7 +197,7 @@ class PickleMachine:
                 pos += width
                 continue
             elif op == 0x58:  # BINUNICODE
-                ln = int.from_bytes(data[pos + 1 : pos + 5], "little")
+                ln = _u32(data, pos + 1)
                 a = pos + 5
                 pos = a + ln
                 if pos > n:
@@ -210,11 +210,11 @@ class PickleMachine:
                     memo[data[pos + 1]] = stack[-1]
                     pos += 2
                 else:
-                    memo[int.from_bytes(data[pos + 1 : pos + 5], "little")] = stack[-1]
+                    memo[_u32(data, pos + 1)] = stack[-1]
                     pos += 5
                 continue
             elif op == 0x6A:  # LONG_BINGET
-                idx = int.from_bytes(data[pos + 1 : pos + 5], "little")
+                idx = _u32(data, pos + 1)
                 try:
                     stack.append(memo[idx])
                 except KeyError:
@@ -261,7 +261,7 @@ class PickleMachine:
                 memo[len(memo)] = stack[-1]
                 pos += 1
             elif op == 0x72:  # LONG_BINPUT
-                memo[int.from_bytes(data[pos + 1 : pos + 5], "little")] = stack[-1]
+                memo[_u32(data, pos + 1)] = stack[-1]
                 pos += 5
             elif op == 0x71:  # BINPUT
                 memo[data[pos + 1]] = stack[-1]
@@ -457,6 +457,13 @@ class PickleMachine:
         else:  # FLOAT, LONG, PERSID
             self.stack.append(UNK)
         return pos
+
+
+def _u32(data: bytes, at: int) -> int:
+    """The unsigned little-endian 32-bit integer at ``at`` (IndexError past the end, like a slice would
+    give a short read). Byte arithmetic instead of ``int.from_bytes(data[a:b])``: no slice object, and
+    mypyc compiles it to native integer operations."""
+    return data[at] | (data[at + 1] << 8) | (data[at + 2] << 16) | (data[at + 3] << 24)
 
 
 def _missing(idx: int, pos: int) -> MalformedArtifact:
