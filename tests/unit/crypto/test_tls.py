@@ -12,6 +12,7 @@ from cryptography import x509
 from bastion.crypto.tls import (
     CertificateReloader,
     ClientCertMapper,
+    DevCerts,
     client_context,
     make_dev_certs,
     server_context,
@@ -24,15 +25,16 @@ def handshake(
 ) -> tuple[bytes | None, bytes | None, str | None]:
     """One TLS handshake over a socket pair: (server cert seen by client, client cert seen by server, version)."""
     a, b = socket.socketpair()
-    seen: dict[str, object] = {}
+    peer: list[bytes | None] = []
+    errors: list[OSError] = []  # ssl.SSLError is an OSError
 
     def serve() -> None:
         try:
             with server.wrap_socket(a, server_side=True) as s:
-                seen["peer"] = s.getpeercert(binary_form=True)
+                peer.append(s.getpeercert(binary_form=True))
                 s.sendall(b"ok")
-        except (ssl.SSLError, OSError) as e:
-            seen["error"] = e
+        except OSError as e:
+            errors.append(e)
 
     t = threading.Thread(target=serve)
     t.start()
@@ -42,17 +44,17 @@ def handshake(
             result = (c.getpeercert(binary_form=True), None, c.version())
     finally:
         t.join(5)
-    if "error" in seen:
-        raise seen["error"]  # type: ignore[misc]
-    return result[0], seen.get("peer"), result[2]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return result[0], peer[0] if peer else None, result[2]
 
 
 @pytest.fixture
-def certs(tmp_path: Path):  # type: ignore[no-untyped-def]
+def certs(tmp_path: Path) -> DevCerts:
     return make_dev_certs(tmp_path / "tls", clients=["ingest"])
 
 
-def test_dev_certs_and_modern_tls(certs) -> None:  # type: ignore[no-untyped-def]
+def test_dev_certs_and_modern_tls(certs: DevCerts) -> None:
     assert certs.ca_key.stat().st_mode & 0o077 == 0
     srv = server_context(certs.server_cert, certs.server_key)
     assert srv.minimum_version is ssl.TLSVersion.TLSv1_2
@@ -64,7 +66,7 @@ def test_dev_certs_and_modern_tls(certs) -> None:  # type: ignore[no-untyped-def
     assert version in ("TLSv1.2", "TLSv1.3")
 
 
-def test_tls12_cbc_suites_refused_aead_accepted(certs) -> None:  # type: ignore[no-untyped-def]
+def test_tls12_cbc_suites_refused_aead_accepted(certs: DevCerts) -> None:
     srv = server_context(certs.server_cert, certs.server_key)
     cbc = client_context(certs.ca_cert)
     cbc.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -77,7 +79,7 @@ def test_tls12_cbc_suites_refused_aead_accepted(certs) -> None:  # type: ignore[
     assert handshake(srv, gcm)[2] == "TLSv1.2"
 
 
-def test_mtls_maps_client_subject_to_principal(certs) -> None:  # type: ignore[no-untyped-def]
+def test_mtls_maps_client_subject_to_principal(certs: DevCerts) -> None:
     srv = server_context(
         certs.server_cert, certs.server_key, client_ca_file=certs.ca_cert, client_cert_required=True
     )
@@ -90,7 +92,7 @@ def test_mtls_maps_client_subject_to_principal(certs) -> None:  # type: ignore[n
     assert mapper.principal_for_der(b"garbage") is None
 
 
-def test_mtls_required_refuses_anonymous_client(certs) -> None:  # type: ignore[no-untyped-def]
+def test_mtls_required_refuses_anonymous_client(certs: DevCerts) -> None:
     srv = server_context(
         certs.server_cert, certs.server_key, client_ca_file=certs.ca_cert, client_cert_required=True
     )
@@ -98,7 +100,7 @@ def test_mtls_required_refuses_anonymous_client(certs) -> None:  # type: ignore[
         handshake(srv, client_context(certs.ca_cert))
 
 
-def test_reload_on_change_same_context(certs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reload_on_change_same_context(certs: DevCerts, tmp_path: Path) -> None:
     srv = server_context(certs.server_cert, certs.server_key)
     reloader = CertificateReloader(srv, certs.server_cert, certs.server_key)
     first, _, _ = handshake(srv, client_context(certs.ca_cert))
@@ -115,11 +117,11 @@ def test_reload_on_change_same_context(certs, tmp_path: Path) -> None:  # type: 
     os.replace(new.server_key, certs.server_key)
     assert reloader.check() is True
     second, _, _ = handshake(srv, client_context(new.ca_cert))
-    assert second != first
+    assert second is not None and second != first
     assert x509.load_der_x509_certificate(second).issuer.rfc4514_string() == "CN=Bastion development CA"
 
 
-def test_config_errors(certs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_config_errors(certs: DevCerts, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="client_ca_file"):
         server_context(certs.server_cert, certs.server_key, client_cert_required=True)
     with pytest.raises(ConfigError, match="missing"):

@@ -9,7 +9,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import joblib
+import joblib  # type: ignore[import-untyped]  # joblib ships no type hints (no py.typed, no stubs)
 import numpy as np
 import pytest
 
