@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,9 +30,7 @@ from bastion.domain.identity import Role
 from bastion.services.content_vault import ContentErasedError, ContentVault
 from bastion.services.keys import KeyService, TrustedLocalOperator, local_operator, provider_from_settings
 from bastion.services.runtime import Runtime
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from gateway.harness import serve  # type: ignore[import-not-found]
+from support.net import serve
 
 GATEWAY_TAGS = ("gateway:request:completed", "gateway:request:blocked", "gateway:request:failed")
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +22,7 @@ from bastion.crypto.tls import make_dev_certs, server_context
 from bastion.domain.identity import PrincipalKind, Role
 from bastion.gateway.tls_scope import ClientCertHttpToolsProtocol
 from bastion.services.runtime import Runtime
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from support.net import free_port, serve_config
 
 
 @pytest.fixture
@@ -46,11 +36,10 @@ def mtls(tmp_path: Path) -> Iterator[tuple[str, Path, Runtime]]:
     )
     rt = Runtime.open(settings)
     rt.identity.create_principal("ingest-svc", kind=PrincipalKind.SERVICE, roles=[Role.USER])
-    port = _free_port()
     config = uvicorn.Config(
         create_app(settings, rt),
         host="127.0.0.1",
-        port=port,
+        port=free_port(),
         log_level="error",
         http=ClientCertHttpToolsProtocol,
         ssl_certfile=str(certs.server_cert),
@@ -58,17 +47,10 @@ def mtls(tmp_path: Path) -> Iterator[tuple[str, Path, Runtime]]:
     )
     config.load()
     config.ssl = server_context(certs.server_cert, certs.server_key, client_ca_file=certs.ca_cert)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     try:
-        yield f"https://127.0.0.1:{port}", tmp_path / "tls", rt
+        with serve_config(config) as url:
+            yield url, tmp_path / "tls", rt
     finally:
-        server.should_exit = True
-        thread.join(10)
         rt.close()
 
 

@@ -8,26 +8,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
+from support.net import free_port, wait_until_ready
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]
 
 
 def _serve(port: int, redis_url: str, rpm: int, ident: str) -> None:  # pragma: no cover - subprocess
-    sys.path.insert(0, str(ROOT / "tests" / "unit"))
     import uvicorn
-    from gateway.harness import (  # type: ignore[import-not-found]
-        FakeAuthenticator,
-        FakeAuthorizer,
-        MemoryAudit,
-        principal,
-    )
+    from gateway.harness import FakeAuthenticator, FakeAuthorizer, MemoryAudit, principal
 
     from bastion.config import load_settings
     from bastion.domain.identity import Role
@@ -49,14 +44,6 @@ def _serve(port: int, redis_url: str, rpm: int, ident: str) -> None:  # pragma: 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.redis
 @pytest.mark.slow
 def test_two_replicas_share_one_rate_limit() -> None:
@@ -64,24 +51,18 @@ def test_two_replicas_share_one_rate_limit() -> None:
     if not redis_url:
         pytest.skip("Redis tests need BASTION_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
     rpm, ident = 7, uuid.uuid4().hex  # a fresh principal (and key id) so earlier runs do not count
-    ports = [_free_port(), _free_port()]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    ports = [free_port(), free_port()]
+    # the paths pytest gives this module, for the gateway harness and the support package
+    paths = (ROOT / "src", ROOT / "tests" / "unit", ROOT / "tests")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
     procs = [
         subprocess.Popen([sys.executable, str(HERE), str(p), redis_url, str(rpm), ident], env=env, cwd=ROOT)
         for p in ports
     ]
     try:
         urls = [f"http://127.0.0.1:{p}" for p in ports]
-        deadline = time.monotonic() + 30
-        for u in urls:
-            while True:
-                try:
-                    if httpx.get(u + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "replica did not start"
-                time.sleep(0.1)
+        for u, proc in zip(urls, procs, strict=True):
+            wait_until_ready(u, proc, path="/healthz", timeout_s=30)
         statuses = []
         body = {"model": "bastion-demo", "input": "x"}
         for i in range(20):

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine, text
@@ -33,15 +31,10 @@ from sqlalchemy import Engine, text
 from bastion.config import load_settings
 from bastion.domain.identity import Role
 from bastion.services.runtime import Runtime
+from support.net import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = {"model": "bastion-demo", "messages": [{"role": "user", "content": "load test hello"}]}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _write_config(tmp: Path, **cfg: Any) -> Path:
@@ -60,7 +53,7 @@ def _provision(config: Path) -> tuple[str, str]:
 @contextlib.contextmanager
 def _servers(config: Path, n: int) -> Iterator[list[str]]:
     env = {**os.environ, "BASTION_CONFIG": str(config), "PYTHONPATH": str(ROOT / "src")}
-    ports = [_free_port() for _ in range(n)]
+    ports = [free_port() for _ in range(n)]
     procs = [
         subprocess.Popen(
             [
@@ -88,17 +81,8 @@ def _servers(config: Path, n: int) -> Iterator[list[str]]:
     ]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
-        deadline = time.monotonic() + 60
         for u, proc in zip(urls, procs, strict=True):
-            while True:
-                assert proc.poll() is None, "a gateway process exited during start-up"
-                try:
-                    if httpx.get(u + "/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the gateway did not become ready"
-                time.sleep(0.1)
+            wait_until_ready(u, proc)
         yield urls
     finally:
         for proc in procs:

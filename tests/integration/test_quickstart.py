@@ -8,22 +8,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from support.net import free_port, wait_until_ready
+
 BASTION = [sys.executable, "-m", "bastion.cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _env() -> dict[str, str]:
@@ -32,22 +25,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[str], deadline_s: float = 60.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"bastion serve exited early with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("bastion serve did not become ready in time")
-
-
 def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     out_file = tmp_path / "serve.out"
     with out_file.open("w") as out:
         proc = subprocess.Popen(
@@ -59,7 +38,7 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
             text=True,
         )
     try:
-        _wait_ready(port, proc)
+        wait_until_ready(f"http://127.0.0.1:{port}", proc)
         printed = out_file.read_text()
         key = re.search(r"(bst_[0-9a-f]{16}_[A-Za-z0-9_-]{43})", printed)
         assert key, printed

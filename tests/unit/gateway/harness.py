@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import uvicorn
 
 from bastion.config import Settings, load_settings
 from bastion.domain.access import Decision, Operation, Resource
@@ -20,6 +17,7 @@ from bastion.domain.events import AuditEvent
 from bastion.domain.identity import Authentication, AuthMethod, KeyScope, Principal, PrincipalKind, Role
 from bastion.errors import AuthenticationError, StoreError
 from bastion.gateway import GatewayApp, GatewayComponents, create_gateway
+from support.net import free_port, serve
 
 
 def principal(pid: str, *roles: Role, team: str | None = None) -> Principal:
@@ -96,34 +94,6 @@ class Ready:
 
     async def ready(self) -> bool:
         return self.ok
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` with uvicorn in a thread; yield its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @dataclass

@@ -15,8 +15,9 @@ from bastion.domain.events import EventTag
 from bastion.domain.identity import Role
 from bastion.errors import UpstreamError
 from bastion.gateway.upstream import CircuitBreaker
+from support.net import free_port
 
-from .harness import BadUpstream, Live, free_port, gateway_settings, live_gateway, principal
+from .harness import BadUpstream, Live, gateway_settings, live_gateway, principal
 
 MODES = [
     "ok",
