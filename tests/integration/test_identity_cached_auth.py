@@ -6,56 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
-from bastion.domain.events import AuditEvent, EventTag
+from bastion.domain.events import EventTag
 from bastion.domain.identity import AuthMethod, KeyScope
 from bastion.services.identity import CredentialRejected, IdentityService
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def record(self, event: AuditEvent) -> object:
-        self.events.append(event)
-        return len(self.events)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def svc(engine: Engine, sink: ListSink, clock: Clock) -> IdentityService:
-    return IdentityService(
-        engine,
-        sink,
-        cache_ttl_s=5,
-        last_used_resolution_s=60,
-        clock=lambda: clock.now,
-        monotonic=lambda: clock.mono,
-    )
+from support.identity import Clock, ListSink
 
 
 @pytest.fixture

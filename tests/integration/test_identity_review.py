@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import jwt
@@ -13,42 +13,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine
 
 from bastion.domain.access import Operation
-from bastion.domain.events import AuditEvent, EventTag
+from bastion.domain.events import EventTag
 from bastion.domain.identity import AuthMethod, KeyScope, Role
 from bastion.errors import InputError
 from bastion.identity.oidc import OIDCConfig, OIDCVerifier
 from bastion.services.access_review import AccessReviewService, Flag, ReviewDecision
 from bastion.services.identity import CredentialRejected, IdentityService
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def record(self, event: AuditEvent) -> object:
-        self.events.append(event)
-        return None
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-        self.mono = 0.0
-
-    def wall(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, days: float) -> None:
-        self.now += timedelta(days=days)
-        self.mono += days * 86400
+from support.identity import Clock, ListSink
 
 
 @pytest.fixture
-def world(engine: Engine) -> tuple[IdentityService, AccessReviewService, ListSink, Clock]:
-    sink, clock = ListSink(), Clock()
+def world(
+    engine: Engine, sink: ListSink, clock: Clock
+) -> tuple[IdentityService, AccessReviewService, ListSink, Clock]:
     ids = IdentityService(engine, sink, clock=clock.wall, monotonic=clock.monotonic)
     return ids, AccessReviewService(ids, sink, clock=clock.wall), sink, clock
 
@@ -62,7 +39,7 @@ def test_review_flags(world: tuple[IdentityService, AccessReviewService, ListSin
     narrow = ids.create_key(
         "ana", name="narrow", scope=KeyScope(models=("m1", "m2"), operations=("model:invoke",))
     )
-    clock.advance(100)
+    clock.advance(days=100)
     for ck in (used, narrow):
         auth = ids.authenticate_api_key(ck.token)
         ids.record_use(auth, Operation.MODEL_INVOKE, "m1")
@@ -77,7 +54,7 @@ def test_review_flags(world: tuple[IdentityService, AccessReviewService, ListSin
     assert Flag.ROLE_UNEXERCISED in grant.flags  # auditor granted, never exercised
     assert any("auditor" in n for n in grant.notes)
     assert grant.last_used_at == clock.now
-    clock.advance(91)
+    clock.advance(days=91)
     later = {k.key.name: k for k in reviews.review(unused_days=90).grants[0].keys}
     assert Flag.UNUSED in later["used-on-one-model"].flags
     json.dumps(review.to_dict())  # JSON-ready
@@ -129,13 +106,12 @@ def test_disabled_with_active_keys(
     assert Flag.DISABLED_WITH_ACTIVE_KEYS in reviews.review().grants[0].flags
 
 
-def test_oidc_bearer_through_service(engine: Engine, tmp_path: Path) -> None:
+def test_oidc_bearer_through_service(engine: Engine, sink: ListSink, tmp_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     jwk["kid"] = "k1"
     f = tmp_path / "jwks.json"
     f.write_text(json.dumps({"keys": [jwk]}))
-    sink = ListSink()
     ids = IdentityService(
         engine,
         sink,
@@ -147,10 +123,10 @@ def test_oidc_bearer_through_service(engine: Engine, tmp_path: Path) -> None:
     auth = ids.authenticate(token, "127.0.0.1")
     assert auth.method is AuthMethod.OIDC
     assert auth.principal.roles == {Role.AUDITOR}
-    assert sink.events[-1].tag is EventTag.AUTHN_SUCCEEDED
+    assert sink.last().tag is EventTag.AUTHN_SUCCEEDED
     expired = jwt.encode({**claims, "exp": now - 3600}, key, algorithm="RS256", headers={"kid": "k1"})
     with pytest.raises(CredentialRejected) as ei:
         ids.authenticate(expired, "127.0.0.1")
     assert ei.value.reason == "bad_token:expired"
-    assert sink.events[-1].tag is EventTag.AUTHN_FAILED
-    assert sink.events[-1].attributes["reason"] == "bad_token:expired"
+    assert sink.last().tag is EventTag.AUTHN_FAILED
+    assert sink.last().attributes["reason"] == "bad_token:expired"

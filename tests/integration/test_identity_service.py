@@ -3,64 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, text
 
 from bastion.domain.access import Operation
-from bastion.domain.events import AuditEvent, EventTag
+from bastion.domain.events import EventTag
 from bastion.domain.identity import AuthMethod, KeyScope, PrincipalKind, Role
 from bastion.errors import InputError, NotFoundError
 from bastion.services.identity import CredentialRejected, IdentityService
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def record(self, event: AuditEvent) -> object:
-        self.events.append(event)
-        return len(self.events)
-
-    def tags(self) -> list[EventTag]:
-        return [e.tag for e in self.events]
-
-    def last(self) -> AuditEvent:
-        return self.events[-1]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-        self.mono = 1000.0
-
-    def wall(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def svc(engine: Engine, sink: ListSink, clock: Clock) -> IdentityService:
-    return IdentityService(
-        engine, sink, cache_ttl_s=5, last_used_resolution_s=60, clock=clock.wall, monotonic=clock.monotonic
-    )
+from support.identity import Clock, ListSink
 
 
 def test_bootstrap_once(svc: IdentityService, sink: ListSink) -> None:
