@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from bastion.detectors.features import DENSE_NAMES, HASH_DIM, N_FEATURES, vectorize  # noqa: E402
+from bastion.detectors.features import DENSE_NAMES, HASH_DIM, LAYOUT, N_FEATURES, vectorize  # noqa: E402
 from training.attack_grammar import (  # noqa: E402
     document_rows,
     grammar_rows,
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "version": 1,
+        "layout": LAYOUT,
         "hash_dim": HASH_DIM,
         "dense": list(DENSE_NAMES),
         "threshold_block": float(thr_block),

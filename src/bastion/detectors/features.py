@@ -1,9 +1,11 @@
 """Feature extraction for the prompt-injection classifier (numpy only; shared by training and inference).
 
-A text becomes a sparse vector: hashed character 2–5-grams and word 1–2-grams of the folded text
-(:func:`bastion.detectors.normalize.fold`), sub-linear term frequency, L2-normalised, plus a few
-dense features (one per heuristic rule, and whether a rule fired only after de-obfuscation). The
-hash is a fixed 64-bit mix over code points: deterministic across processes and platforms.
+A text becomes a sparse vector of three blocks: hashed character 2–5-grams, hashed word 1–2-grams
+(both of the folded text, :func:`bastion.detectors.normalize.fold`; sub-linear term frequency, each
+block L2-normalised on its own, so the few word n-grams are not drowned by the many character ones),
+then a few dense features (one per heuristic rule, and whether a rule fired only after
+de-obfuscation). The hash is a fixed 64-bit mix over code points: deterministic across processes and
+platforms.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ HASH_DIM = 1 << HASH_BITS
 CHAR_NGRAMS = (2, 3, 4, 5)
 #: Dense features after the hashed block: one per rule, then "rule fired only in a de-obfuscated view".
 DENSE_NAMES: tuple[str, ...] = (*(f"rule:{r.name}" for r in RULES), "obfuscated_rule")
-N_FEATURES = HASH_DIM + len(DENSE_NAMES)
+#: Feature layout version, stored in the model file's metadata and checked when it is loaded.
+LAYOUT = 2
+WORD_OFFSET = HASH_DIM  # the word block follows the character block
+DENSE_OFFSET = 2 * HASH_DIM
+N_FEATURES = DENSE_OFFSET + len(DENSE_NAMES)
 
 _MASK = np.uint64(HASH_DIM - 1)
 _MUL = np.uint64(0x100000001B3)
@@ -106,21 +112,27 @@ def vectorize(text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]
     """Sparse features of ``text``: (indices, values, analysis); indices are unique and sorted."""
     analysis = analyse(text)
     squeezed = " " + " ".join(analysis.folded.text.split()) + " "
-    ids = np.concatenate((_char_ngram_ids(squeezed), _word_ids(squeezed)))
-    uniq, counts = np.unique(ids.astype(np.int64), return_counts=True)
-    vals = np.log1p(counts.astype(np.float32))
-    norm = float(np.sqrt(np.dot(vals, vals)))
-    if norm > 0:
-        vals /= norm
+    c_idx, c_val = _block(_char_ngram_ids(squeezed))
+    w_idx, w_val = _block(_word_ids(squeezed))
     dense = np.zeros(len(DENSE_NAMES), dtype=np.float32)
     for h in analysis.hits:
         dense[RULE_INDEX[h.rule.name]] = 1.0
     if analysis.obfuscated_hits:
         dense[-1] = 1.0
     nz = np.flatnonzero(dense)
-    indices = np.concatenate((uniq, HASH_DIM + nz.astype(np.int64)))
-    values = np.concatenate((vals, dense[nz]))
+    indices = np.concatenate((c_idx, WORD_OFFSET + w_idx, DENSE_OFFSET + nz.astype(np.int64)))
+    values = np.concatenate((c_val, w_val, dense[nz]))
     return indices, values.astype(np.float32), analysis
+
+
+def _block(ids: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Sorted unique hashed ids with L2-normalised sub-linear term frequencies."""
+    uniq, counts = np.unique(ids.astype(np.int64), return_counts=True)
+    vals = np.log1p(counts.astype(np.float32))
+    norm = float(np.sqrt(np.dot(vals, vals)))
+    if norm > 0:
+        vals /= norm
+    return uniq, vals
 
 
 RULE_INDEX = {r.name: i for i, r in enumerate(RULES)}

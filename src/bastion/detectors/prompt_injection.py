@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.detectors.decoding import find_payloads
-from bastion.detectors.features import HASH_DIM, N_FEATURES, Analysis, vectorize
+from bastion.detectors.features import HASH_DIM, LAYOUT, N_FEATURES, Analysis, vectorize
 from bastion.detectors.interface import Direction, ScanContext
 from bastion.detectors.windows import windows
 from bastion.domain.findings import Finding, Severity, Span
@@ -84,7 +84,7 @@ def _read_model() -> Model:
             meta = json.loads(bytes(data["meta"]).decode("utf-8"))
     except (OSError, KeyError, ValueError) as e:
         raise DetectorError(f"prompt-injection model missing or unreadable: {e}") from e
-    if weights.shape != (N_FEATURES,) or meta.get("hash_dim") != HASH_DIM:
+    if weights.shape != (N_FEATURES,) or meta.get("hash_dim") != HASH_DIM or meta.get("layout") != LAYOUT:
         raise DetectorError("prompt-injection model does not match this version's features")
     return Model(weights, bias, float(meta["threshold_flag"]), float(meta["threshold_block"]))
 
