@@ -131,7 +131,38 @@ def bench_prompt_injection(data: Path, do_logo: bool) -> list[dict]:
         rows_out.append(
             row("prompt_injection (latency only)", float("nan"), float("nan"), float("nan"), p50, p99, note)
         )
+    rows_out.append(everyday_false_positives())
     return rows_out
+
+
+EVERYDAY = Path(__file__).parent / "data" / "everyday_prompts.jsonl"
+
+
+def everyday_false_positives() -> dict:
+    """Flag and block rates of ``bastion scan prompts`` scoring on everyday benign requests.
+
+    ``bench/data/everyday_prompts.jsonl``: 139 ordinary requests written for this check (many with the
+    verbs attacks use: ignore, forget, reveal, from now on, pretend), never used in training.
+    """
+    from bastion.detectors.pipeline import run_detectors
+    from bastion.detectors.prompt_injection import model_score
+
+    texts = [json.loads(line)["text"] for line in EVERYDAY.open(encoding="utf-8")]
+    scores = [
+        max(run_detectors(t, ("prompt_injection", "hidden_text"), CTX_IN).score, model_score(t)) for t in texts
+    ]
+    flagged = sum(s >= 0.5 for s in scores)
+    blocked = sum(s >= 0.9 for s in scores)
+    return row(
+        "prompt_injection on everyday prompts (benign)",
+        float("nan"),
+        float("nan"),
+        float("nan"),
+        float("nan"),
+        float("nan"),
+        f"{len(texts)} texts: flagged {flagged} ({flagged / len(texts):.1%}), blocked {blocked} "
+        f"({blocked / len(texts):.1%})",
+    )
 
 
 # ---------------------------------------------------------------- PII

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bastion.detectors.features import DENSE_NAMES, HASH_DIM, LAYOUT, N_FEATURES, vectorize  # noqa: E402
 from training.attack_grammar import (  # noqa: E402
     document_rows,
+    everyday_rows,
     grammar_rows,
     multilingual_benign_rows,
     multilingual_rows,
@@ -90,6 +91,7 @@ def generated_rows(rows: list[dict[str, object]], groups: list[str]) -> list[dic
         + document_rows()
         + multilingual_rows()
         + multilingual_benign_rows()
+        + everyday_rows()
         + prose_rows()
     )
 

@@ -18,7 +18,8 @@ _IGNORE = (
     r"(?:ignore|ignoring|disregard|forget|skip|bypass|override|overlook|neglect|abandon|drop|discard|"
     r"dismiss|omit|set aside|put aside|throw away|do not follow|don't follow|stop following)"
 )
-_QUANT = r"(?:(?:all|any|each|every|the|your|my|these|those|of|its|that|this)\s+){0,3}"
+# No "my": "ignore my last message" is a user correcting themselves, not an attack on the model's orders.
+_QUANT = r"(?:(?:all|any|each|every|the|your|these|those|of|its|that|this)\s+){0,3}"
 _PRIOR = (
     r"(?:previous|prior|above|earlier|preceding|initial|original|former|foregoing|old|past|existing|"
     r"current|given|system|developer|default|pre-?set|safety|security|programmed|built-?in)"
@@ -36,9 +37,10 @@ _LEAK_TARGET = (
     r"(?:system\s+prompt|initial\s+prompt|original\s+prompt|hidden\s+prompt|secret\s+prompt|"
     r"(?:system|initial|original|hidden|secret|internal|confidential|developer|pre-?prompt)\s+"
     r"(?:instructions?|rules|guidelines|message|configuration|directives?)|"
-    r"(?:your|the)\s+(?:instructions|rules|guidelines|directives|prompt|password|secret\s+key|api\s+key)|"
+    r"your\s+(?:instructions|rules|guidelines|directives|prompt|password|secret\s+key|api\s+key)|"
+    r"the\s+(?:prompt|password|secret\s+key|api\s+key)|"
     r"(?:your|the|its)\s+(?:system|initial|original|hidden|secret|first|full)\s+(?:prompt|instructions|message)|"
-    r"pre-?prompt|the\s+password|the\s+secret)"
+    r"pre-?prompt|the\s+password|the\s+secret\s+(?:password|key|word|code|phrase|token))"
 )
 
 
