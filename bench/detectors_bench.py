@@ -149,7 +149,8 @@ def everyday_false_positives() -> dict:
 
     texts = [json.loads(line)["text"] for line in EVERYDAY.open(encoding="utf-8")]
     scores = [
-        max(run_detectors(t, ("prompt_injection", "hidden_text"), CTX_IN).score, model_score(t)) for t in texts
+        max(run_detectors(t, ("prompt_injection", "hidden_text"), CTX_IN).score, model_score(t))
+        for t in texts
     ]
     flagged = sum(s >= 0.5 for s in scores)
     blocked = sum(s >= 0.9 for s in scores)
