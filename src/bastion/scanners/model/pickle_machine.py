@@ -120,6 +120,7 @@ class PickleMachine:
         marks = self.marks
         memo = self.memo
         track = self.track_dicts
+        judge = self.judge
         fence = marks[-1] if marks else 0  # the stack may not shrink below the innermost mark
         check_at = pos + _CHECK_EVERY
         while True:
@@ -225,15 +226,30 @@ class PickleMachine:
                 cnt = op - 0x84
                 if len(stack) - cnt < fence:
                     raise MalformedArtifact(f"stack underflow at offset {pos}")
-                t = tuple(stack[-cnt:])
-                del stack[-cnt:]
-                stack.append(_UNK_TUPLES[cnt] if t == _UNK_TUPLES[cnt] else t)
+                # Built from the items directly (no temporary list); plain-data tuples are shared.
+                x1: object = stack[-1]
+                if cnt == 1:
+                    stack[-1] = _UNK_TUPLES[1] if x1 is UNK else (x1,)
+                elif cnt == 2:
+                    x2: object = stack[-2]
+                    del stack[-2:]
+                    stack.append(_UNK_TUPLES[2] if x1 is UNK and x2 is UNK else (x2, x1))
+                else:
+                    x2 = stack[-2]
+                    x3: object = stack[-3]
+                    del stack[-3:]
+                    stack.append(_UNK_TUPLES[3] if x1 is UNK and x2 is UNK and x3 is UNK else (x3, x2, x1))
                 pos += 1
             elif op == 0x52 or op == 0x81:
                 if len(stack) - 2 < fence:
                     raise MalformedArtifact(f"stack underflow at offset {pos}")
                 args = stack.pop()
-                stack[-1] = self.judge.on_call(stack[-1], args, pos, "REDUCE" if op == 0x52 else "NEWOBJ")
+                func = stack[-1]
+                if type(func) is ImportedGlobal and not judge.ufunc_calls:
+                    # A named global with no call-time check pending: what judge.on_call returns.
+                    stack[-1] = CallResult(func, args)
+                else:
+                    stack[-1] = judge.on_call(func, args, pos, "REDUCE" if op == 0x52 else "NEWOBJ")
                 pos += 1
             elif op == 0x4E or op == 0x88 or op == 0x89:
                 stack.append(_CONST[op])
