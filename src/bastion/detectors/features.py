@@ -23,7 +23,7 @@ from bastion.detectors.normalize import Folded, collapse_spaced_letters, deleet,
 HASH_BITS = 18
 HASH_DIM = 1 << HASH_BITS
 CHAR_NGRAMS = (2, 3, 4, 5)
-#: Dense features after the hashed block: one per rule, then "rule fired only in a de-obfuscated view".
+#: Dense features after the two hashed blocks: one per rule, then "rule fired only in a de-obfuscated view".
 DENSE_NAMES: tuple[str, ...] = (*(f"rule:{r.name}" for r in RULES), "obfuscated_rule")
 #: Feature layout version, stored in the model file's metadata and checked when it is loaded.
 LAYOUT = 2
