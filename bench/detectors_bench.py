@@ -144,14 +144,11 @@ def everyday_false_positives() -> dict:
     ``bench/data/everyday_prompts.jsonl``: 139 ordinary requests written for this check (many with the
     verbs attacks use: ignore, forget, reveal, from now on, pretend), never used in training.
     """
-    from bastion.detectors.pipeline import run_detectors
-    from bastion.detectors.prompt_injection import model_score
+    from bastion.detectors.pipeline import ranking_score, run_detectors
 
+    names = ("prompt_injection", "hidden_text")  # what `bastion scan prompts` runs by default
     texts = [json.loads(line)["text"] for line in EVERYDAY.open(encoding="utf-8")]
-    scores = [
-        max(run_detectors(t, ("prompt_injection", "hidden_text"), CTX_IN).score, model_score(t))
-        for t in texts
-    ]
+    scores = [ranking_score(t, run_detectors(t, names, CTX_IN), names) for t in texts]
     flagged = sum(s >= 0.5 for s in scores)
     blocked = sum(s >= 0.9 for s in scores)
     return row(

@@ -80,6 +80,12 @@ def _names(detector: list[str] | None, direction: str) -> tuple[str, ...]:
     return INPUT_DETECTORS if direction == "input" else OUTPUT_DETECTORS
 
 
+def _ranking_score(text: str, verdict: Verdict, names: Sequence[str]) -> float:
+    from bastion.detectors.pipeline import ranking_score
+
+    return ranking_score(text, verdict, names)
+
+
 def _verdict(text: str, names: Sequence[str], direction: str) -> Verdict:
     from bastion.detectors.interface import Direction, ScanContext
     from bastion.detectors.pipeline import get_detector, run_detectors
@@ -89,19 +95,10 @@ def _verdict(text: str, names: Sequence[str], direction: str) -> Verdict:
     return run_detectors(text, names, ScanContext(direction=Direction(direction)))
 
 
-def _ranking_floor(text: str, names: Sequence[str]) -> float:
-    """The classifier's own score, so ``score`` also ranks texts below the flag level (0 without it)."""
-    if "prompt_injection" not in names:
-        return 0.0
-    from bastion.detectors.prompt_injection import model_score
-
-    return model_score(text)
-
-
-def _record(target: str, verdict: Verdict, floor: float = 0.0) -> dict[str, Any]:
+def _record(target: str, verdict: Verdict, score: float | None = None) -> dict[str, Any]:
     return {
         "target": target,
-        "score": round(max(verdict.score, floor), 4),
+        "score": round(verdict.score if score is None else score, 4),
         "verdict": verdict.action.value,
         "findings": [f.to_dict() for f in verdict.findings],
         **({"errors": list(verdict.errors)} if verdict.errors else {}),
@@ -192,7 +189,7 @@ def scan_text(
     names = _names(detector, direction)
     verdict = _verdict(text, names, direction)
     _emit(
-        [_record("text", verdict, _ranking_floor(text, names))],
+        [_record("text", verdict, _ranking_score(text, verdict, names))],
         [TargetResult("text", verdict.findings)],
         fmt,
         started,
@@ -294,8 +291,8 @@ def _prompt_line(
     rec: dict[str, Any] = {"line": n}
     if "id" in obj and isinstance(obj["id"], str | int):
         rec["id"] = obj["id"]
-    floor = _ranking_floor(obj["text"], names)
-    rec.update({k: v2 for k, v2 in _record(f"line {n}", v, floor).items() if k != "target"})
+    score = _ranking_score(obj["text"], v, names)
+    rec.update({k: v2 for k, v2 in _record(f"line {n}", v, score).items() if k != "target"})
     return rec, v
 
 

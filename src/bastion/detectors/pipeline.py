@@ -67,6 +67,21 @@ def run_detectors(text: str, names: Sequence[str], context: ScanContext) -> Verd
     return Verdict(Action.strictest(actions), tuple(findings), tuple(errors), tuple(dict.fromkeys(reasons)))
 
 
+def ranking_score(text: str, verdict: Verdict, names: Sequence[str]) -> float:
+    """``verdict.score``, never below the prompt-injection classifier's own score when that detector ran.
+
+    Findings start at the flag level, so a ranking (a threshold sweep, a ROC curve) also needs the
+    classifier's score of texts below it. When the verdict already reaches the flag level the
+    classifier cannot add anything (every window it did not report scores below that level), so it
+    is not run a second time.
+    """
+    from bastion.detectors.prompt_injection import REPORT_AT, model_score
+
+    if "prompt_injection" not in names or verdict.score >= REPORT_AT:
+        return verdict.score
+    return max(verdict.score, model_score(text))
+
+
 def scan_prompt(
     text: str, *, detectors: Sequence[str] = INPUT_DETECTORS, context: ScanContext | None = None
 ) -> Verdict:
