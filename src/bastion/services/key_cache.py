@@ -60,6 +60,10 @@ class KeyLookupCache:
             return hit
         return None
 
+    def _due_at(self, slot: tuple[str, ...], now: float) -> bool:
+        last = self._written.get(slot)
+        return last is None or now - last >= self._resolution
+
     def drop(self, key_id: str) -> None:
         """Forget ``key_id``."""
         with self._lock:
@@ -80,15 +84,13 @@ class KeyLookupCache:
 
     def is_due(self, slot: tuple[str, ...]) -> bool:
         """Whether :meth:`due` would say True for ``slot`` now (nothing is noted)."""
-        last = self._written.get(slot)
-        return last is None or self._mono() - last >= self._resolution
+        return self._due_at(slot, self._mono())
 
     def due(self, slot: tuple[str, ...]) -> bool:
         """True (and noted) when ``slot`` was not written within the resolution."""
         now = self._mono()
         with self._lock:
-            last = self._written.get(slot)
-            if last is not None and now - last < self._resolution:
+            if not self._due_at(slot, now):
                 return False
             if len(self._written) >= _CACHE_MAX:
                 self._written.clear()
