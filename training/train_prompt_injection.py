@@ -46,6 +46,7 @@ from bastion.detectors.features import DENSE_NAMES, HASH_DIM, LAYOUT, N_FEATURES
 from training.attack_grammar import grammar_rows  # noqa: E402
 from training.augment import augmented_rows_v2  # noqa: E402
 from training.document_grammar import document_rows, everyday_rows  # noqa: E402
+from training.external_sources import ExternalSourceError, external_rows  # noqa: E402
 from training.multilingual_grammar import multilingual_benign_rows, multilingual_rows  # noqa: E402
 from training.stdlib_prose import prose_rows  # noqa: E402
 
@@ -55,6 +56,8 @@ TARGET_FPR = 0.01
 #: house style; at full weight the model learns those styles. Chosen among 1.0 / 0.3 / 0.1 / 0 on the
 #: held-out folds (34.8 / 37.2 / 37.7 / 37.8 % TPR): 0.3 keeps real attacks in the model (see the model card).
 DEV_ATTACK_WEIGHT = 0.3
+#: Weight of the external packages' attack rows (:mod:`training.external_sources`); their benign rows weigh 1.
+EXT_ATTACK_WEIGHT = 0.3
 HARD_FPR = 0.02  # the block threshold also keeps the FPR on benign_hard rows at or below this
 FLAG_FPR = 0.03
 
@@ -93,6 +96,21 @@ def generated_rows(rows: list[dict[str, object]], groups: list[str]) -> list[dic
     )
 
 
+def external_training_rows(
+    rows: list[dict[str, object]],
+    cache: Path | None,
+    offline: bool,
+    packages: list[str] | None,
+    attack_weight: float = EXT_ATTACK_WEIGHT,
+) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """Rows from the pinned registry packages, deduplicated against ``rows`` and weighted; each keeps the
+    ``group`` it was tagged with (its package, or the dev group its upstream belongs to)."""
+    ext, summary = external_rows([str(r["text"]) for r in rows], cache, offline, packages)
+    for r in ext:
+        r["weight"] = attack_weight if r["label"] == 1 else 1.0
+    return ext, summary
+
+
 def load(path: Path) -> list[dict[str, object]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -119,10 +137,11 @@ def fit(x: sparse.csr_matrix, y: np.ndarray, weights: np.ndarray | None = None) 
     return model.fit(x, y, sample_weight=weights)
 
 
-def row_weights(dev_labels: list[int], n_generated: int) -> np.ndarray:
-    """Training weights: dev attack rows :data:`DEV_ATTACK_WEIGHT`, every other row 1."""
+def row_weights(dev_labels: list[int], generated: list[dict[str, object]]) -> np.ndarray:
+    """Training weights: dev attack rows :data:`DEV_ATTACK_WEIGHT`, generated rows their ``weight``
+    (external package rows, see :func:`external_training_rows`), every other row 1."""
     dev = [DEV_ATTACK_WEIGHT if label == 1 else 1.0 for label in dev_labels]
-    return np.asarray(dev + [1.0] * n_generated)
+    return np.asarray(dev + [float(a.get("weight", 1.0)) for a in generated])  # type: ignore[arg-type]
 
 
 def tpr_at_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> tuple[float, float]:
@@ -140,9 +159,10 @@ def logo(rows, groups, aug, featurise, fit_fn, score_fn) -> np.ndarray:
     for g in sorted(set(groups)):
         test = [i for i, gg in enumerate(groups) if gg == g]
         train = [i for i, gg in enumerate(groups) if gg != g]
-        train_texts = [rows[i]["text"] for i in train] + [a["text"] for a in aug if a["group"] != g]
-        train_y = np.asarray([rows[i]["label"] for i in train] + [a["label"] for a in aug if a["group"] != g])
-        train_w = row_weights([int(rows[i]["label"]) for i in train], len(train_texts) - len(train))
+        kept = [a for a in aug if a["group"] != g]
+        train_texts = [rows[i]["text"] for i in train] + [a["text"] for a in kept]
+        train_y = np.asarray([rows[i]["label"] for i in train] + [a["label"] for a in kept])
+        train_w = row_weights([int(rows[i]["label"]) for i in train], kept)
         model, vec = fit_fn(featurise, train_texts, train_y, train_w)
         scores[test] = score_fn(model, vec, [rows[i]["text"] for i in test])
     return scores
@@ -202,15 +222,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=ROOT / "training/prompt_injection_metrics.json")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-logo", action="store_true", help="train the final model only")
+    ap.add_argument("--no-external", action="store_true", help="train without the registry packages' rows")
+    ap.add_argument(
+        "--external-cache", type=Path, default=None, help="archive cache (default ~/.cache/bastion-training)"
+    )
+    ap.add_argument("--offline", action="store_true", help="use only the archive cache; never download")
+    ap.add_argument("--external-packages", default=None, help="comma-separated subset of the pinned packages")
+    ap.add_argument("--external-attack-weight", type=float, default=EXT_ATTACK_WEIGHT)
     args = ap.parse_args(argv)
 
     rows = load(args.data)
     groups = [source_group(str(r["source"])) for r in rows]
     aug = generated_rows(rows, groups)
+    ext_summary: dict[str, object] = {"used": False}
+    if not args.no_external:
+        packages = args.external_packages.split(",") if args.external_packages else None
+        try:
+            ext, ext_summary = external_training_rows(
+                rows, args.external_cache, args.offline, packages, args.external_attack_weight
+            )
+        except ExternalSourceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        ext_summary = {"used": True, "attack_weight": args.external_attack_weight, **ext_summary}
+        print(f"external packages: {json.dumps(ext_summary)}", flush=True)
+        aug += ext
     print(
         f"{len(rows)} rows, {len(set(groups))} source groups, {len(aug)} augmented training rows", flush=True
     )
-    report: dict[str, object] = {"data": str(args.data.name), "rows": len(rows), "augmented": len(aug)}
+    report: dict[str, object] = {
+        "data": str(args.data.name),
+        "rows": len(rows),
+        "augmented": len(aug),
+        "external": ext_summary,
+    }
 
     if not args.skip_logo:
         t0 = time.perf_counter()
@@ -241,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = [str(r["text"]) for r in rows] + [str(a["text"]) for a in aug]
     labels = np.asarray([r["label"] for r in rows] + [a["label"] for a in aug])
-    model = fit(matrix(texts), labels, row_weights([int(r["label"]) for r in rows], len(aug)))
+    model = fit(matrix(texts), labels, row_weights([int(r["label"]) for r in rows], aug))
     weights = model.coef_[0].astype(np.float32)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
