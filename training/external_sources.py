@@ -105,6 +105,22 @@ PINS: tuple[Pin, ...] = (
         "a269343d74232b43aa75501d77b21bfacbad2701f3134a5ad76589489e0b7789",
         "Apache-2.0",
     ),
+    Pin(
+        "pypi",
+        "spikee",
+        "0.9.2",
+        "spikee-0.9.2-py3-none-any.whl",
+        "60cec774a1138e62b68b4bed445285f5b5103818ffb68fab681f37b5e707802b",
+        "Apache-2.0",
+    ),
+    Pin(
+        "pypi",
+        "agentdojo",
+        "0.1.35",
+        "agentdojo-0.1.35-py3-none-any.whl",
+        "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
+        "MIT",
+    ),
 )
 
 

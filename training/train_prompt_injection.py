@@ -102,10 +102,13 @@ def external_training_rows(
     offline: bool,
     packages: list[str] | None,
     attack_weight: float = EXT_ATTACK_WEIGHT,
+    exclude: frozenset[str] = frozenset(),
 ) -> tuple[list[dict[str, object]], dict[str, object]]:
     """Rows from the pinned registry packages, deduplicated against ``rows`` and weighted; each keeps the
-    ``group`` it was tagged with (its package, or the dev group its upstream belongs to)."""
+    ``group`` it was tagged with (its package, or the dev group its upstream belongs to). ``exclude``
+    names groups (``pypi:pyrit``) or group/label pairs (``pypi:pyrit/0``) to leave out (ablation)."""
     ext, summary = external_rows([str(r["text"]) for r in rows], cache, offline, packages)
+    ext = [r for r in ext if r["group"] not in exclude and f"{r['group']}/{r['label']}" not in exclude]
     for r in ext:
         r["weight"] = attack_weight if r["label"] == 1 else 1.0
     return ext, summary
@@ -229,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offline", action="store_true", help="use only the archive cache; never download")
     ap.add_argument("--external-packages", default=None, help="comma-separated subset of the pinned packages")
     ap.add_argument("--external-attack-weight", type=float, default=EXT_ATTACK_WEIGHT)
+    ap.add_argument(
+        "--external-exclude", default="", help="comma-separated groups or group/label to leave out"
+    )
     args = ap.parse_args(argv)
 
     rows = load(args.data)
@@ -239,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         packages = args.external_packages.split(",") if args.external_packages else None
         try:
             ext, ext_summary = external_training_rows(
-                rows, args.external_cache, args.offline, packages, args.external_attack_weight
+                rows,
+                args.external_cache,
+                args.offline,
+                packages,
+                args.external_attack_weight,
+                frozenset(x for x in args.external_exclude.split(",") if x),
             )
         except ExternalSourceError as e:
             print(f"error: {e}", file=sys.stderr)
