@@ -218,6 +218,19 @@ def summarise(name: str, rows, groups, scores: np.ndarray) -> dict[str, object]:
     }
 
 
+def broad_logo(rows, groups, generated, ext) -> dict[str, object]:
+    """The broader figure: the external packages' own groups (``pypi:spikee``, ...) join the dev groups as
+    scored, held-out groups; external rows tagged with a dev group stay training-only. Their attacks weigh
+    :data:`DEV_ATTACK_WEIGHT` as scored rows (LOGO weighs every scored attack row alike)."""
+    dev_groups = set(groups)
+    scored = [r for r in ext if r["group"] not in dev_groups]
+    rows_b = rows + scored
+    groups_b = groups + [str(r["group"]) for r in scored]
+    aug_b = generated + [r for r in ext if r["group"] in dev_groups]
+    oof = logo(rows_b, groups_b, aug_b, None, hashed_fit, hashed_score)
+    return summarise("bastion, dev + external groups held out", rows_b, groups_b, oof)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/prompt-injection/dev.jsonl")
@@ -235,11 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--external-exclude", default="", help="comma-separated groups or group/label to leave out"
     )
+    ap.add_argument(
+        "--external-heldout",
+        action="store_true",
+        help="also score the packages' own groups as held-out groups (a second, broader figure)",
+    )
     args = ap.parse_args(argv)
 
     rows = load(args.data)
     groups = [source_group(str(r["source"])) for r in rows]
     aug = generated_rows(rows, groups)
+    ext: list[dict[str, object]] = []
     ext_summary: dict[str, object] = {"used": False}
     if not args.no_external:
         packages = args.external_packages.split(",") if args.external_packages else None
@@ -257,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         ext_summary = {"used": True, "attack_weight": args.external_attack_weight, **ext_summary}
         print(f"external packages: {json.dumps(ext_summary)}", flush=True)
-        aug += ext
+        aug = aug + ext
     print(
         f"{len(rows)} rows, {len(set(groups))} source groups, {len(aug)} augmented training rows", flush=True
     )
@@ -292,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         print("operating point", report["operating_point"], flush=True)
         _, thr_flag = tpr_at_fpr(oof, y, FLAG_FPR)
+        if args.external_heldout and ext:
+            report["broad"] = broad_logo(rows, groups, aug[: len(aug) - len(ext)], ext)
+            print(
+                "broad:",
+                json.dumps({k: v for k, v in report["broad"].items() if k != "per_group"}),
+                flush=True,
+            )
     else:
         thr_block, thr_flag = 0.9, 0.6
 
