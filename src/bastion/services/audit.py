@@ -17,24 +17,23 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine, PoolProxiedConnection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bastion.config import LedgerSettings, Settings
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.errors import BastionError, InputError, LedgerError, StoreError
-from bastion.ledger.appender import Appender
+from bastion.ledger.appender import AppendedEntry, Appender
 from bastion.ledger.encoding import EncodedEvent, LedgerEntry, decode_entry, encode_event, format_time
 from bastion.ledger.heads import ConsistencyProof, InclusionProof, TreeHead, key_id, sign_tree_head
-from bastion.ledger.merkle import CompactRange, TreeReader
+from bastion.ledger.merkle import CompactRange, NodeSource, TreeReader
 from bastion.ledger.verify import VerifyReport, verify_records
 from bastion.services.ledger_export import EXPORT_FORMAT, EXPORT_VERSION, ExportSummary, write_export
 from bastion.services.ledger_keys import load_or_create_signing_key, public_key_pem
@@ -110,13 +109,6 @@ def _settle_futures(requests: list[_Request]) -> None:
 _STOP = object()
 
 
-@contextlib.contextmanager
-def _held_transaction(conn: Connection) -> Iterator[Connection]:
-    """``engine.begin()`` on a connection that stays open: commit on success, roll back on error."""
-    with conn.begin():
-        yield conn
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -150,11 +142,15 @@ class AuditLog:
         self._closed = False
         self._cached: Appender | None = None
         self._last_requests = 0
-        # SQLite: the writer keeps one connection (a file does not go stale), which spares a pool
-        # checkout and reset per commit; PostgreSQL goes through the pool's pre-ping each time.
+        # SQLite: the writer keeps one DB-API connection (a file does not go stale) and appends on
+        # it directly, sparing a pool checkout and SQLAlchemy's transaction layer per commit;
+        # PostgreSQL goes through the pool's pre-ping and SQLAlchemy each time.
         self._hold_connection = engine.dialect.name == "sqlite"
-        self._held: Connection | None = None
+        self._held: PoolProxiedConnection | None = None
         self._held_pool: object = None
+        dbapi = engine.dialect.loaded_dbapi
+        self._integrity_errors: tuple[type[BaseException], ...] = (IntegrityError, dbapi.IntegrityError)
+        self._db_errors: tuple[type[BaseException], ...] = (SQLAlchemyError, dbapi.Error)
         self._writer = threading.Thread(target=self._run, name="bastion-ledger-writer", daemon=True)
         self._writer.start()
 
@@ -317,64 +313,96 @@ class AuditLog:
     def _append(self, batch: list[_Request]) -> list[list[Receipt]]:
         for attempt in range(3):
             try:
-                return self._append_once(batch)
-            except IntegrityError:
+                if self._hold_connection:
+                    return self._append_held(batch)
+                return self._append_pooled(batch)
+            except self._integrity_errors:
                 # Another writer appended without the lock (should not happen); reload the end and retry.
                 self._cached = None
                 if attempt == 2:
                     raise
-            except SQLAlchemyError as e:
+            except self._db_errors as e:
                 self._cached = None
                 self._drop_held()
                 raise StoreError(f"recording in the ledger failed: {e.__class__.__name__}: {e}") from e
         raise AssertionError("unreachable")
 
-    def _tip_appender(self, conn: Any) -> Appender:
+    def _tip_appender(self, tip: repo.Tip, source: NodeSource) -> Appender:
         """The right edge of the log, from cache when no other process appended since."""
-        tip = repo.read_tip(conn)
         cached = self._cached
         if cached is not None and cached.size == tip.size and (cached.last_leaf or b"") == tip.last_leaf:
             return cached.copy()
-        reader = TreeReader(repo.ConnectionSource(conn), tip.size)
+        reader = TreeReader(source, tip.size)
         cr = CompactRange.load(tip.size, reader.node)
         return Appender(cr, tip.last_leaf or None, tip.last_time)
 
-    def _writer_connection(self) -> AbstractContextManager[Connection]:
-        """A transaction for one batch: on the held connection (SQLite) or a pooled one."""
-        if not self._hold_connection:
-            return self._engine.begin()
+    def _build(
+        self, work: Appender, batch: list[_Request]
+    ) -> tuple[list[AppendedEntry], list[TreeHead], list[list[Receipt]]]:
+        """Append the batch's events to ``work``: the rows, the tree heads due, each caller's receipts."""
+        now = self._clock()
+        time_text = format_time(now)
+        entries: list[AppendedEntry] = []
+        heads: list[TreeHead] = []
+        results: list[list[Receipt]] = []
+        every = self._every
+        for request in batch:
+            receipts = []
+            for event in request.events:
+                entry = work.append_at(event, time_text)
+                entries.append(entry)
+                receipts.append(Receipt(entry.seq, entry.leaf, entry.time))
+                if work.size % every == 0:
+                    heads.append(sign_tree_head(self._key, work.size, work.root(), now))
+            results.append(receipts)
+        return entries, heads, results
+
+    def _held_connection(self) -> PoolProxiedConnection:
+        """The writer's own SQLite connection (a new one after a failure or an engine dispose)."""
         if self._held is not None and self._held_pool is not self._engine.pool:
             self._drop_held()  # the engine was disposed: its connections are not to be used again
         if self._held is None:
             self._held_pool = self._engine.pool
-            self._held = self._engine.connect()
-        return _held_transaction(self._held)
+            self._held = self._engine.raw_connection()
+        return self._held
 
     def _drop_held(self) -> None:
         """Close the writer's held connection (after a failure, or when the writer stops)."""
         held, self._held = self._held, None
         if held is not None:
-            with contextlib.suppress(SQLAlchemyError):
+            with contextlib.suppress(*self._db_errors):
                 held.close()
 
-    def _append_once(self, batch: list[_Request]) -> list[list[Receipt]]:
-        with self._state_lock, self._writer_connection() as conn:
+    def _append_held(self, batch: list[_Request]) -> list[list[Receipt]]:
+        """One SQLite transaction on the held DB-API connection; ``BEGIN IMMEDIATE`` is the append lock."""
+        with self._state_lock:
+            raw = self._held_connection()
+            cur = raw.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                rows = repo.DbapiAppend(cur)
+                work = self._tip_appender(rows.read_tip(), rows)
+                entries, heads, results = self._build(work, batch)
+                rows.insert_entries(entries)
+                rows.insert_nodes(work.take_closed())
+                for head in heads:
+                    rows.insert_tree_head(head)
+                raw.commit()
+            except BaseException:
+                with contextlib.suppress(*self._db_errors):
+                    raw.rollback()
+                raise
+            finally:
+                cur.close()
+        self._cached = work  # only after the commit succeeded
+        return results
+
+    def _append_pooled(self, batch: list[_Request]) -> list[list[Receipt]]:
+        """One transaction on a pooled connection (PostgreSQL: the advisory lock serialises appenders)."""
+        with self._state_lock, self._engine.begin() as conn:
             repo.lock_for_append(conn)
-            work = self._tip_appender(conn)
-            now = self._clock()
-            time_text = format_time(now)
-            entries = []
-            heads: list[TreeHead] = []
-            results: list[list[Receipt]] = []
-            for request in batch:
-                receipts = []
-                for event in request.events:
-                    entry = work.append_at(event, time_text)
-                    entries.append(entry)
-                    receipts.append(Receipt(entry.seq, entry.leaf, entry.time))
-                    if work.size % self._every == 0:
-                        heads.append(sign_tree_head(self._key, work.size, work.root(), now))
-                results.append(receipts)
+            work = self._tip_appender(repo.read_tip(conn), repo.ConnectionSource(conn))
+            entries, heads, results = self._build(work, batch)
             repo.insert_entries(conn, entries)
             repo.insert_nodes(conn, work.take_closed())
             for head in heads:
@@ -389,7 +417,7 @@ class AuditLog:
         try:
             with self._state_lock, self._engine.begin() as conn:
                 repo.lock_for_append(conn)
-                work = self._tip_appender(conn)
+                work = self._tip_appender(repo.read_tip(conn), repo.ConnectionSource(conn))
                 existing = repo.get_tree_head(conn, work.size)
                 if existing is not None:
                     return existing

@@ -2,7 +2,9 @@
 
 Writes go through SQLAlchemy Core on a connection inside the caller's transaction, after
 :func:`lock_for_append` has serialised appenders across processes (PostgreSQL: a transaction-scoped
-advisory lock; SQLite: the ``BEGIN IMMEDIATE`` the engine already issues).
+advisory lock; SQLite: the ``BEGIN IMMEDIATE`` the engine already issues). The SQLite ledger writer
+instead appends through :class:`DbapiAppend`, the same statements on a plain DB-API cursor: a group
+commit then spends no time in SQLAlchemy's connection and transaction layers.
 
 Reads go through :class:`LedgerReader`: one consistent snapshot on a plain DB-API connection (a
 deferred ``BEGIN`` on SQLite, so a long verify never holds the write lock; ``REPEATABLE READ, READ
@@ -247,6 +249,58 @@ class LedgerReader:
                     yield [(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in rows]
         finally:
             cur.close()
+
+
+_TILE_LEAVES = "SELECT leaf_hash FROM ledger_entries WHERE seq >= ? AND seq < ? ORDER BY seq"
+_STORED_NODE = "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?"
+_INSERT_NODES = "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_INSERT_HEAD = "INSERT INTO ledger_tree_heads (tree_size, root_hash, timestamp, key_id, signature) VALUES (?, ?, ?, ?, ?)"
+
+
+class DbapiAppend:
+    """The append statements on a DB-API cursor of SQLite (``qmark`` parameters), inside a transaction
+    the caller began with ``BEGIN IMMEDIATE`` (which is the append lock). Also a
+    :class:`bastion.ledger.merkle.NodeSource`, for loading the right edge when another process appended.
+    """
+
+    def __init__(self, cursor: Any) -> None:
+        self._cur = cursor
+
+    def read_tip(self) -> Tip:
+        """As :func:`read_tip`."""
+        row = self._cur.execute(_TIP).fetchone()
+        if row is None:
+            return Tip(0, "", b"")
+        return Tip(int(row[0]) + 1, str(row[1]), bytes(row[2]))
+
+    def insert_entries(self, entries: Sequence[AppendedEntry]) -> None:
+        """As :func:`insert_entries`."""
+        if entries:
+            self._cur.executemany(
+                _INSERT_ENTRIES + _VALUES_QMARK,
+                [(e.seq, e.time, e.tag, e.actor, e.data, e.leaf) for e in entries],
+            )
+
+    def insert_nodes(self, nodes: Sequence[ClosedNode]) -> None:
+        """As :func:`insert_nodes`."""
+        if nodes:
+            self._cur.executemany(_INSERT_NODES, [(n.level, n.index, n.hash) for n in nodes])
+
+    def insert_tree_head(self, head: TreeHead) -> None:
+        """As :func:`insert_tree_head`."""
+        self._cur.execute(
+            _INSERT_HEAD, (head.tree_size, head.root_hash, head.timestamp, head.key_id, head.signature)
+        )
+
+    # NodeSource
+    def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
+        return [bytes(r[0]) for r in self._cur.execute(_TILE_LEAVES, (start, stop)).fetchall()]
+
+    def stored_node(self, level: int, index: int) -> bytes | None:
+        if level < TILE_LEVEL:
+            return None
+        row = self._cur.execute(_STORED_NODE, (level, index)).fetchone()
+        return bytes(row[0]) if row is not None else None
 
 
 class ConnectionSource:
