@@ -13,7 +13,8 @@
 - hidden_text, unsafe_output, canary: small generated positive/negative sets.
 
 ``--model`` scores with a candidate prompt-injection model file instead of the shipped one (to compare
-a retrained model's latency and everyday false positives before shipping it).
+a retrained model's latency and everyday false positives before shipping it), e.g. one trained with
+``training/train_prompt_injection.py --external --out /tmp/candidate.npz``.
 """
 
 from __future__ import annotations
@@ -108,13 +109,6 @@ def bench_prompt_injection(data: Path, do_logo: bool) -> list[dict]:
 
         groups = [source_group(r["source"]) for r in rows]
         aug = generated_rows(rows, groups)
-        try:  # the registry packages' rows, as the shipped model was trained (cache or download)
-            from training.external_sources import ExternalSourceError
-            from training.train_prompt_injection import external_training_rows
-
-            aug += external_training_rows(rows, None, False, None)[0]
-        except ExternalSourceError as e:
-            note += f"; external training rows unavailable ({e}), LOGO without them"
         y = np.asarray([r["label"] for r in rows])
         for label, fit_fn, score_fn, a in (
             ("prompt_injection (held-out sources)", hashed_fit, hashed_score, aug),

