@@ -219,12 +219,17 @@ def normalise(text: str) -> str:
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+def _h(text: str) -> int:
+    # a stable 64-bit hash (str.__hash__ changes between processes)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
 def shingles(norm: str) -> set[int]:
     """Hashes of the word 5-grams of a normalised text (the whole text when it is shorter)."""
     words = norm.split()
     if len(words) <= SHINGLE:
-        return {hash(" ".join(words))} if words else set()
-    return {hash(" ".join(words[i : i + SHINGLE])) for i in range(len(words) - SHINGLE + 1)}
+        return {_h(" ".join(words))} if words else set()
+    return {_h(" ".join(words[i : i + SHINGLE])) for i in range(len(words) - SHINGLE + 1)}
 
 
 class DevIndex:
