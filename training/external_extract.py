@@ -80,7 +80,7 @@ def fill_template(template: str, slot: re.Pattern[str], key: str, n: int) -> lis
     out = []
     for lang, task in slot_tasks(key, n):
         if slot.search(template):
-            text = slot.sub(lambda _m, t=task: t, template)  # type: ignore[misc]
+            text = slot.sub(task.replace("\\", "\\\\"), template)  # literal: backslashes escaped
         else:
             text = f"{template.rstrip()}\n{task}"
         out.append((lang, text.strip()))

@@ -150,7 +150,7 @@ def row_weights(dev_labels: list[int], generated: list[dict[str, object]]) -> np
     """Training weights: dev attack rows :data:`DEV_ATTACK_WEIGHT`, generated rows their ``weight``
     (external package rows, see :func:`external_training_rows`), every other row 1."""
     dev = [DEV_ATTACK_WEIGHT if label == 1 else 1.0 for label in dev_labels]
-    return np.asarray(dev + [float(a.get("weight", 1.0)) for a in generated])  # type: ignore[arg-type]
+    return np.asarray(dev + [float(str(a.get("weight", 1.0))) for a in generated])
 
 
 def tpr_at_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> tuple[float, float]:
