@@ -15,6 +15,7 @@ gateway calls it.
   headers are not forwarded, and provider error bodies reach callers only for 400/409/413/422/429.
 * Egress: the target URL comes from config only and its host was checked against
   ``gateway.egress_allowlist`` when the settings were validated.
+* No cookie jar: a cookie one call's answer sets is not replayed with another caller's call.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ class HttpUpstream:
                 ),
                 trust_env=False,  # no proxy or credentials from the environment
                 auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),  # callers share the pool: no upstream state
             )
         return self._session
 

@@ -157,13 +157,15 @@ def _chunk(text: str) -> bytes:
 class BadUpstream:
     """A raw asyncio HTTP server; the first path segment picks the misbehaviour.
 
-    ok, fail500, garbage, hang, truncate, drip, slowstream, status<N>. ``closed`` counts connections
-    that the gateway closed while the server was still sending (cancellation reached upstream).
+    ok, fail500, garbage, hang, truncate, drip, slowstream, cookie (ok, setting a cookie), status<N>.
+    ``closed`` counts connections that the gateway closed while the server was still sending
+    (cancellation reached upstream). ``heads`` holds each request's header block.
     """
 
     def __init__(self) -> None:
         self.port = free_port()
         self.requests: list[tuple[str, bytes]] = []
+        self.heads: list[str] = []
         self.closed_early = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -210,6 +212,7 @@ class BadUpstream:
                         length = int(line.split(":", 1)[1])
                 body = await reader.readexactly(length) if length else b""
                 self.requests.append((path, body))
+                self.heads.append(head.decode("latin-1"))
                 mode = path.strip("/").split("/")[0]
                 if not await self._respond(mode, writer):
                     break
@@ -230,6 +233,9 @@ class BadUpstream:
 
         if mode == "ok":
             w.write(head(200, "application/json", len(CHAT_OK)) + CHAT_OK)
+        elif mode == "cookie":
+            cookie = "set-cookie: __session=caller-a; Path=/\r\n"
+            w.write(head(200, "application/json", len(CHAT_OK), cookie) + CHAT_OK)
         elif mode == "fail500":
             body = b'{"error":{"message":"boom sk-secret-provider-key"}}'
             w.write(head(500, "application/json", len(body)) + body)

@@ -144,6 +144,34 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
     assert b.state == "closed"
 
 
+def test_upstream_cookies_are_not_kept_between_calls(bad: BadUpstream) -> None:
+    """A cookie one call's answer set is not sent upstream with the next (another caller's) call.
+    ``localhost``, not an IP address: aiohttp's default cookie jar ignores cookies from IP hosts."""
+    ups = {"u": {"base_url": f"http://localhost:{bad.port}/cookie/v1"}}
+    s = gateway_settings(upstreams=ups, models={"m": {"upstream": "u"}}, egress_allowlist=["localhost"])
+    with live_gateway(s) as lv:
+        lv.auth.add("k", principal("p", Role.ADMIN))
+        before = len(bad.heads)
+        for _ in range(3):
+            assert chat(lv, "m").choices[0].message.content == "fine"
+        heads = bad.heads[before:]
+    assert len(heads) == 3
+    assert not [h for h in heads if "\r\ncookie:" in h.lower()]
+
+
+def test_configured_query_reaches_upstream(bad: BadUpstream) -> None:
+    """``query`` (Azure's api-version) is on every upstream request, the caller's never is."""
+    ups = {"u": {"base_url": bad.base("ok"), "query": {"api-version": "2024-06-01"}}}
+    s = gateway_settings(upstreams=ups, models={"m": {"upstream": "u"}}, egress_allowlist=["127.0.0.1"])
+    with live_gateway(s) as lv:
+        lv.auth.add("k", principal("p", Role.ADMIN))
+        before = len(bad.requests)
+        for _ in range(2):
+            chat(lv, "m")
+        paths = [p for p, _ in bad.requests[before:]]
+    assert paths == ["/ok/v1/chat/completions?api-version=2024-06-01"] * 2
+
+
 def test_breaker_answers_503_through_the_gateway(bad: BadUpstream) -> None:
     ups = {"u": {"base_url": bad.base("fail500"), "breaker_failures": 2, "breaker_reset_s": 60}}
     s = gateway_settings(upstreams=ups, models={"m": {"upstream": "u"}}, egress_allowlist=["127.0.0.1"])
