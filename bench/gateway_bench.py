@@ -1,6 +1,7 @@
 """Gateway overhead benchmark: direct-to-mock-upstream vs through Bastion, side by side, one run.
 
     .venv/bin/python bench/gateway_bench.py [--seconds 3] [--repeats 3] [--rss-requests 100000]
+    .venv/bin/python bench/gateway_bench.py --floor   # Bastion vs a bare uvicorn+aiohttp proxy, same run
 
 Needs ``wrk`` (apt-get install -y wrk) and ``taskset``. The gateway runs pinned to CPU 0; wrk and
 the mock upstream share CPU 1. Through Bastion is the real server: ``uvicorn --factory
@@ -298,6 +299,23 @@ class Bench:
         self.idle_ms_per_s = (cpu_seconds(gw.pid) - c0) * 1000 / 2
         return direct, through, gw.pid, token
 
+    def setup_bare(self, delay: float) -> tuple[str, str, int]:
+        """Mock upstream on CPU 1, the bare proxy (bench/bare_proxy.py) on CPU 0."""
+        up, port = free_port(), free_port()
+        self.spawn("1", [sys.executable, __file__, "mock", str(up), str(delay)])
+        wait_port(up)
+        direct = f"http://127.0.0.1:{up}/v1/chat/completions"
+        cmd = [
+            sys.executable, "-m", "uvicorn", "bare_proxy:app", "--app-dir", str(ROOT / "bench"),
+            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--log-level", "error", "--no-access-log", "--backlog", "4096",
+        ]  # fmt: skip
+        proxy = self.spawn("0", cmd, {**self.env, "BARE_UPSTREAM": direct})
+        wait_port(port)
+        through = f"http://127.0.0.1:{port}/v1/chat/completions"
+        wrk(through, BODY, 8, 2, self.tmp)  # warm-up
+        return direct, through, proxy.pid
+
     def cell(
         self, direct: str, through: str, pid: int, token: str, conns: int, body: bytes
     ) -> tuple[dict[str, float], dict[str, float]]:
@@ -319,6 +337,9 @@ def main() -> None:
     ap.add_argument(
         "--rss-requests", type=int, default=100_000, help="requests for the memory check (0: skip)"
     )
+    ap.add_argument(
+        "--floor", action="store_true", help="only: Bastion (durable on/off) vs a bare uvicorn+aiohttp proxy"
+    )
     ap.add_argument("--out", default=str(ROOT / "bench/results/gateway-latest.md"))
     ap.add_argument("role", nargs="?", default="driver")
     ap.add_argument("args", nargs="*")
@@ -330,6 +351,14 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     tmp = Path(tempfile.mkdtemp(prefix="bastion-gw-bench-"))
     b = Bench(tmp, a.seconds, a.repeats)
+    if a.floor:
+        try:
+            text = "\n".join(floor(b)) + "\n"
+        finally:
+            b.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(text)
+        return
     out: list[str] = [
         f"Medians of {a.repeats} runs of {a.seconds} s per cell (wrk -t1); direct and Bastion back to back.",
         "",
@@ -386,6 +415,40 @@ def main() -> None:
     print(text)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(text)
+
+
+FLOOR_CELLS = ((0.0, 1), (0.0, 32), (0.05, 1), (0.05, 128))
+
+
+def floor(b: Bench) -> list[str]:
+    """Unary cells: direct vs the bare proxy vs Bastion with durable audit off and on, in one run."""
+    got: dict[tuple[float, int, str], tuple[dict[str, float], dict[str, float]]] = {}
+    for delay in sorted({d for d, _ in FLOOR_CELLS}):
+        conns = [c for d, c in FLOOR_CELLS if d == delay]
+        direct, through, pid = b.setup_bare(delay)
+        for c in conns:
+            got[(delay, c, "bare")] = b.cell(direct, through, pid, "x", c, BODY)
+        b.stop()
+        for durable in (False, True):
+            direct, through, pid, token = b.setup(delay, durable)
+            for c in conns:
+                got[(delay, c, "on" if durable else "off")] = b.cell(direct, through, pid, token, c, BODY)
+            b.stop()
+    rows = [
+        f"Unary calls; medians of {b.repeats} runs of {b.seconds} s per cell, each against direct in the same cell.",
+        "",
+        "| scenario | direct rps | ratio: bare proxy / Bastion off / on | added p50 ms: bare / off / on "
+        "| CPU ms per call: bare / off / on |",
+        "|---|---|---|---|---|",
+    ]
+    for delay, c in FLOOR_CELLS:
+        cells = [got[(delay, c, k)] for k in ("bare", "off", "on")]
+        d0 = cells[0][0]
+        ratios = " / ".join(f"{r['rps'] / d['rps']:.2f}" for d, r in cells)
+        added = " / ".join(f"{r['p50'] - d['p50']:.2f}" for d, r in cells)
+        cpu = " / ".join(f"{r['cpu_ms_per_req']:.3f}" for _, r in cells)
+        rows.append(f"| {int(delay * 1000)} ms c{c} | {d0['rps']:.0f} | {ratios} | {added} | {cpu} |")
+    return rows
 
 
 def report(results: dict[str, dict[str, float]]) -> list[str]:
