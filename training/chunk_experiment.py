@@ -17,6 +17,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,28 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = T.load(args.data)
     groups = [T.source_group(str(r["source"])) for r in rows]
     aug = T.generated_rows(rows, groups)
-    variants = {"whole": np.zeros(len(rows))}
-    for m in MIN_CHARS:
-        variants[f"max{m}"] = np.zeros(len(rows))
-        variants[f"mix{m}"] = np.zeros(len(rows))
-    for g in sorted(set(groups)):
-        test = [i for i, gg in enumerate(groups) if gg == g]
-        train = [i for i, gg in enumerate(groups) if gg != g]
-        kept = [a for a in aug if a["group"] != g]
-        texts = [str(rows[i]["text"]) for i in train] + [str(a["text"]) for a in kept]
-        y = np.asarray([rows[i]["label"] for i in train] + [a["label"] for a in kept])
-        model, _ = T.hashed_fit(None, texts, y, T.row_weights([int(rows[i]["label"]) for i in train], kept))
-        held = [str(rows[i]["text"]) for i in test]
+    per_fold: list[dict[str, np.ndarray]] = []
+
+    def score(model: Any, _vec: object, held: list[str]) -> np.ndarray:
+        """Whole-text scores for :func:`logo`; the chunk variants of the fold go to ``per_fold``."""
         whole = model.predict_proba(T.matrix(held))[:, 1]
-        variants["whole"][test] = whole
+        fold = {}
         for m in MIN_CHARS:
             per_text = [chunks(t, m) for t in held]
             p = model.predict_proba(T.matrix([c for cs in per_text for c in cs]))[:, 1]
             ends = np.cumsum([len(cs) for cs in per_text])
             best = np.maximum(whole, [p[e - len(cs) : e].max() for e, cs in zip(ends, per_text, strict=True)])
-            variants[f"max{m}"][test] = best
-            variants[f"mix{m}"][test] = 0.5 * (whole + best)
-        print(f"{g} done", flush=True)
+            fold[f"max{m}"], fold[f"mix{m}"] = best, 0.5 * (whole + best)
+        per_fold.append(fold)
+        return whole
+
+    variants = {"whole": T.logo(rows, groups, aug, None, T.hashed_fit, score)}
+    # logo scores the groups in sorted order: put each fold's chunk variants back at the same rows
+    for name in per_fold[0]:
+        variants[name] = np.zeros(len(rows))
+        for g, fold in zip(sorted(set(groups)), per_fold, strict=True):
+            variants[name][[i for i, gg in enumerate(groups) if gg == g]] = fold[name]
     results = {}
     for name, scores in variants.items():
         r = T.summarise(name, rows, groups, scores)
