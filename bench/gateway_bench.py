@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -100,7 +101,8 @@ def run_mock(port: int, delay: float) -> None:
         server = await asyncio.get_running_loop().create_server(_Mock, "127.0.0.1", port, backlog=4096)
         await server.serve_forever()
 
-    uvloop.run(main())
+    with contextlib.suppress(KeyboardInterrupt):  # stopped with SIGINT by the driver
+        uvloop.run(main())
 
 
 # -- gateway ------------------------------------------------------------------------------------
@@ -268,9 +270,9 @@ class Bench:
         return p
 
     def stop(self) -> None:
-        for p in self.procs:
+        # the gateway first: it drains the calls the last wrk run abandoned while the mock still answers
+        for p in reversed(self.procs):
             p.send_signal(signal.SIGINT)
-        for p in self.procs:
             try:
                 p.wait(30)
             except subprocess.TimeoutExpired:
