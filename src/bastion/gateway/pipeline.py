@@ -42,7 +42,7 @@ from bastion.gateway.intake import (
     send_json,
 )
 from bastion.gateway.metrics import GatewayMetrics
-from bastion.gateway.recording import CallRecorder
+from bastion.gateway.recording import CallRecorder, LedgerDeadlines
 from bastion.gateway.unary import unary_call
 from bastion.gateway.upstream import Upstream, UpstreamReply, build_upstreams
 from bastion.services.guard import GuardResult, GuardService, GuardTarget
@@ -123,6 +123,7 @@ class Gateway(CallRecorder):
         self.draining = False
         #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
         self._record_future = getattr(components.audit, "record_future", None)
+        self._deadlines = LedgerDeadlines()
         self.allowed_hosts = tuple(settings.guards.allowed_hosts)
         self._output_context = ScanContext(direction=Direction.OUTPUT, allowed_hosts=self.allowed_hosts)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +32,53 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class LedgerDeadlines:
+    """Fails the ledger futures calls wait on once they are ``timeout_s`` old, with ONE loop timer for
+    all of them: ``asyncio.timeout`` arms and cancels a timer per call (about 10 µs under uvloop).
+
+    Futures are watched in the order they were handed out (their deadlines are in that order too);
+    settled ones are dropped from the front as new ones arrive and when the timer fires.
+    """
+
+    __slots__ = ("_loop", "_pending", "_timeout", "_timer")
+
+    def __init__(self, timeout_s: float = _RECORD_TIMEOUT_S) -> None:
+        self._timeout = timeout_s
+        self._pending: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, future: asyncio.Future[Any]) -> None:
+        """Fail ``future`` with :class:`TimeoutError` unless it is settled within the timeout."""
+        loop = future.get_loop()
+        if loop is not self._loop:  # a new event loop (tests run several): start afresh on it
+            if self._timer is not None:
+                self._timer.cancel()
+            self._loop, self._timer = loop, None
+            self._pending.clear()
+        pending = self._pending
+        while pending and pending[0][1].done():
+            pending.popleft()
+        pending.append((loop.time() + self._timeout, future))
+        if self._timer is None:
+            self._timer = loop.call_at(pending[0][0], self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        pending = self._pending
+        while pending:
+            deadline, future = pending[0]
+            if not future.done():
+                if deadline > now:
+                    self._timer = loop.call_at(deadline, self._expire)
+                    return
+                future.set_exception(TimeoutError())
+            pending.popleft()
+
+
 class CallRecorder:
     """Records gateway calls in the ledger; :class:`~bastion.gateway.pipeline.Gateway` sets the state."""
 
@@ -40,6 +88,8 @@ class CallRecorder:
     _background: set[asyncio.Task[Any]]
     #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
     _record_future: Callable[[AuditEvent], asyncio.Future[Any]] | None
+    #: fails a durable write's future after ``_RECORD_TIMEOUT_S`` (the call then answers 503)
+    _deadlines: LedgerDeadlines
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(aw)
@@ -90,16 +140,18 @@ class CallRecorder:
     async def _record_durable(
         self, event: AuditEvent, record_future: Callable[[AuditEvent], asyncio.Future[Any]]
     ) -> bool:
-        """:meth:`_record_quiet` for a sink that hands out the commit's future: the future itself is
-        shielded (the write outlives a cancelled call), which costs no task per call."""
+        """:meth:`_record_quiet` for a sink that hands out the commit's future, awaited directly: no
+        task, no shield and no timer per call. The future is this call's alone: cancelling the call
+        cancels it, but the write is already queued and outlives the call (the writer skips a settled
+        future); one shared timer fails it after ``_RECORD_TIMEOUT_S`` (:class:`LedgerDeadlines`)."""
         try:
             future = record_future(event)
         except Exception as e:  # noqa: BLE001  the caller gets a 503; log, never leak
             log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
             return False
+        self._deadlines.watch(future)
         try:
-            async with asyncio.timeout(_RECORD_TIMEOUT_S):
-                await asyncio.shield(future)
+            await future
         except asyncio.CancelledError:
             future.add_done_callback(_retrieve)
             raise
