@@ -1,7 +1,7 @@
 """Gateway overhead benchmark: direct-to-mock-upstream vs through Bastion, side by side, one run.
 
     .venv/bin/python bench/gateway_bench.py [--seconds 3] [--repeats 3] [--rss-requests 100000]
-    .venv/bin/python bench/gateway_bench.py --floor   # Bastion vs a bare uvicorn+aiohttp proxy, same run
+    .venv/bin/python bench/gateway_bench.py --floor   # Bastion vs bare uvicorn proxies, same run
 
 Needs ``wrk`` (apt-get install -y wrk) and ``taskset``. The gateway runs pinned to CPU 0; wrk and
 the mock upstream share CPU 1. Through Bastion is the real server: ``uvicorn --factory
@@ -301,8 +301,8 @@ class Bench:
         self.idle_ms_per_s = (cpu_seconds(gw.pid) - c0) * 1000 / 2
         return direct, through, gw.pid, token
 
-    def setup_bare(self, delay: float) -> tuple[str, str, int]:
-        """Mock upstream on CPU 1, the bare proxy (bench/bare_proxy.py) on CPU 0."""
+    def setup_bare(self, delay: float, client: str = "aiohttp") -> tuple[str, str, int]:
+        """Mock upstream on CPU 1, the bare proxy (bench/bare_proxy.py, with ``client``) on CPU 0."""
         up, port = free_port(), free_port()
         self.spawn("1", [sys.executable, __file__, "mock", str(up), str(delay)])
         wait_port(up)
@@ -312,7 +312,7 @@ class Bench:
             "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
             "--log-level", "error", "--no-access-log", "--backlog", "4096",
         ]  # fmt: skip
-        proxy = self.spawn("0", cmd, {**self.env, "BARE_UPSTREAM": direct})
+        proxy = self.spawn("0", cmd, {**self.env, "BARE_UPSTREAM": direct, "BARE_CLIENT": client})
         wait_port(port)
         through = f"http://127.0.0.1:{port}/v1/chat/completions"
         wrk(through, BODY, 8, 2, self.tmp)  # warm-up
@@ -340,7 +340,9 @@ def main() -> None:
         "--rss-requests", type=int, default=100_000, help="requests for the memory check (0: skip)"
     )
     ap.add_argument(
-        "--floor", action="store_true", help="only: Bastion (durable on/off) vs a bare uvicorn+aiohttp proxy"
+        "--floor",
+        action="store_true",
+        help="only: Bastion (durable on/off) vs bare uvicorn proxies (aiohttp, http1)",
     )
     ap.add_argument("--out", default=str(ROOT / "bench/results/gateway-latest.md"))
     ap.add_argument("role", nargs="?", default="driver")
@@ -427,10 +429,11 @@ def floor(b: Bench) -> list[str]:
     got: dict[tuple[float, int, str], tuple[dict[str, float], dict[str, float]]] = {}
     for delay in sorted({d for d, _ in FLOOR_CELLS}):
         conns = [c for d, c in FLOOR_CELLS if d == delay]
-        direct, through, pid = b.setup_bare(delay)
-        for c in conns:
-            got[(delay, c, "bare")] = b.cell(direct, through, pid, "x", c, BODY)
-        b.stop()
+        for client in ("aiohttp", "http1"):
+            direct, through, pid = b.setup_bare(delay, client)
+            for c in conns:
+                got[(delay, c, client)] = b.cell(direct, through, pid, "x", c, BODY)
+            b.stop()
         for durable in (False, True):
             direct, through, pid, token = b.setup(delay, durable)
             for c in conns:
@@ -439,12 +442,14 @@ def floor(b: Bench) -> list[str]:
     rows = [
         f"Unary calls; medians of {b.repeats} runs of {b.seconds} s per cell, each against direct in the same cell.",
         "",
-        "| scenario | direct rps | ratio: bare proxy / Bastion off / on | added p50 ms: bare / off / on "
-        "| CPU ms per call: bare / off / on |",
+        "Bare proxies: uvicorn + aiohttp, and uvicorn + Bastion's HTTP/1.1 client (http1).",
+        "",
+        "| scenario | direct rps | ratio: bare aiohttp / bare http1 / Bastion off / on "
+        "| added p50 ms: same order | CPU ms per call: same order |",
         "|---|---|---|---|---|",
     ]
     for delay, c in FLOOR_CELLS:
-        cells = [got[(delay, c, k)] for k in ("bare", "off", "on")]
+        cells = [got[(delay, c, k)] for k in ("aiohttp", "http1", "off", "on")]
         d0 = cells[0][0]
         ratios = " / ".join(f"{r['rps'] / d['rps']:.2f}" for d, r in cells)
         added = " / ".join(f"{r['p50'] - d['p50']:.2f}" for d, r in cells)

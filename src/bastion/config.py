@@ -138,11 +138,19 @@ class UpstreamSettings(Section):
     breaker_failures: int = Field(default=5, ge=1, le=1000, description="consecutive failures that open it")
     breaker_reset_s: float = Field(default=30.0, gt=0, le=3600)
     demo_delay_ms: float = Field(default=0.0, ge=0, le=60_000, description="demo only: delay per response")
+    ca_file: Path | None = Field(
+        default=None,
+        description="https: CA bundle for the provider's certificate (default: system trust store)",
+    )
+    client_cert_file: Path | None = Field(default=None, description="https: client certificate (mTLS)")
+    client_key_file: Path | None = Field(default=None, description="https: its private key")
 
     @model_validator(mode="after")
     def _needs_url(self) -> UpstreamSettings:
         if self.type == "openai" and not self.base_url:
             raise ValueError("an upstream of type 'openai' needs base_url")
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ValueError("set both client_cert_file and client_key_file, or neither")
         return self
 
 

@@ -76,10 +76,11 @@ def server_context(
 
 
 def client_context(
-    ca_file: str | Path, *, cert_file: str | Path | None = None, key_file: str | Path | None = None
+    ca_file: str | Path | None, *, cert_file: str | Path | None = None, key_file: str | Path | None = None
 ) -> ssl.SSLContext:
-    """A client context trusting ``ca_file`` (and presenting a client certificate, for mTLS)."""
-    ctx = ssl.create_default_context(cafile=str(ca_file))
+    """A client context trusting ``ca_file`` (None: the system trust store) and presenting a client
+    certificate when one is given (mTLS). Certificates and host names are verified."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file is not None and key_file is not None:
         _load_chain(ctx, Path(cert_file), Path(key_file))

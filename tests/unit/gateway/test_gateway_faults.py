@@ -146,7 +146,7 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
 
 def test_upstream_cookies_are_not_kept_between_calls(bad: BadUpstream) -> None:
     """A cookie one call's answer set is not sent upstream with the next (another caller's) call.
-    ``localhost``, not an IP address: aiohttp's default cookie jar ignores cookies from IP hosts."""
+    ``localhost``, not an IP address: cookie jars commonly ignore cookies from IP hosts."""
     ups = {"u": {"base_url": f"http://localhost:{bad.port}/cookie/v1"}}
     s = gateway_settings(upstreams=ups, models={"m": {"upstream": "u"}}, egress_allowlist=["localhost"])
     with live_gateway(s) as lv:
