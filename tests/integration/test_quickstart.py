@@ -71,7 +71,8 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
         app_key = json.loads(created.stdout)["key"]
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/chat/completions",
-            headers={"Authorization": f"Bearer {app_key}"},
+            # not trusted by default (gateway.trust_forwarded_for), and uvicorn must not apply it either
+            headers={"Authorization": f"Bearer {app_key}", "X-Forwarded-For": "203.0.113.9"},
             json={"model": "bastion-demo", "messages": [{"role": "user", "content": "hi"}]},
             timeout=30,
         )
@@ -92,3 +93,14 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
     report = json.loads(verify.stdout)
     assert report["ok"] is True
     assert report["entries_checked"] >= 5
+    tail = subprocess.run(
+        [*BASTION, "ledger", "tail", "-n", "50", "--format", "json"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    calls = [e for e in json.loads(tail.stdout) if e["tag"] == "gateway:request:completed"]
+    assert calls and {e["attributes"]["client_ip"] for e in calls} == {"127.0.0.1"}

@@ -93,6 +93,10 @@ def serve(
         "host": h,
         "port": p,
         "access_log": False,
+        # uvicorn's own X-Forwarded-For handling (on by default, trusting 127.0.0.1) would rewrite the
+        # peer address behind Bastion's back: a loopback caller could claim any client IP and pass a
+        # key's source-CIDR rule. gateway.trust_forwarded_for is the one switch for that.
+        "proxy_headers": False,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": int(settings.gateway.drain_timeout_s),
         **_tls_kwargs(settings),
