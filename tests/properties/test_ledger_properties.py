@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.domain.events import AuditEvent, EventTag
+from bastion.errors import InputError
 from bastion.ledger.appender import MemoryLog
 from bastion.ledger.encoding import LedgerEntry, canonical_json, decode_entry, encode_entry
 from bastion.ledger.merkle import (
@@ -167,3 +170,83 @@ def test_bulk_extend_equals_one_by_one(n: int, cuts: list[int], min_level: int) 
         b.extend(leaves[lo:hi], bulk, min_level)
     assert (b.size, b.root(), b.hashes) == (a.size, a.root(), a.hashes) and b.root() == mth(leaves)
     assert sorted(bulk, key=lambda c: (c.level, c.index)) == sorted(one, key=lambda c: (c.level, c.index))
+
+
+def _general_path(value: object) -> str:
+    """canonical_json without its orjson fast path: the encoder's general writer alone."""
+    from bastion.ledger.encoding import _emit
+
+    parts: list[str] = []
+    _emit(value, parts, 0)
+    return "".join(parts)
+
+
+def _outcome(encode: Callable[[object], str], value: object) -> tuple[str, str]:
+    try:
+        return "ok", encode(value)
+    except InputError as e:
+        return "refused", str(e)
+
+
+# every character class the two writers could treat differently: controls, quotes, backslash, DEL,
+# non-ASCII in and beyond the BMP (U+E000 sorts after U+1F600 in UTF-16), and lone surrogates (refused)
+tricky_text = st.text(
+    alphabet=st.sampled_from(
+        ["a", "Z", "\x00", "\x1f", '"', "\\", "\x7f", "é", "\u2028", "\ue000", "😀", "\ud800"]
+    ),
+    max_size=4,
+)
+ascii_keys = st.text(alphabet=st.sampled_from(["a", "b", "Z", "_", "0", "\x00", '"', "\\"]), max_size=3)
+plain_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    | st.sampled_from([2**53 - 1, -(2**53 - 1), 2**53, -(2**53), 2**60, 2**64, 0])
+    | tricky_text
+)
+
+
+def _containers(
+    keys: st.SearchStrategy[str],
+) -> Callable[[st.SearchStrategy[object]], st.SearchStrategy[object]]:
+    return lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(keys, children, max_size=4)
+        | st.dictionaries(keys, children, max_size=4).map(MappingProxyType)
+    )
+
+
+# what the fast path takes (ASCII keys, no floats) and everything next to it
+plain_values = st.recursive(plain_leaves, _containers(ascii_keys), max_leaves=16)
+mixed_values = st.recursive(
+    plain_leaves | st.floats(allow_nan=False, allow_infinity=False),
+    _containers(ascii_keys | tricky_text),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.dictionaries(ascii_keys, plain_values, max_size=6)
+    | st.dictionaries(ascii_keys | tricky_text, mixed_values, max_size=6)
+)
+def test_fast_path_writes_what_the_general_path_writes(value: dict[str, object]) -> None:
+    assert _outcome(canonical_json, value) == _outcome(_general_path, value)
+    proxied = MappingProxyType(value)  # how events hold their attributes
+    assert _outcome(canonical_json, proxied) == _outcome(_general_path, proxied)
+
+
+@settings(max_examples=50, deadline=None)
+@given(depth=st.integers(60, 68), leaf=st.sampled_from([1, "x", [], {}]))
+def test_fast_path_keeps_the_depth_limit(depth: int, leaf: object) -> None:
+    value: object = leaf
+    for i in range(depth):
+        value = {"k": value} if i % 2 else [value]
+    wrapped = {"k": value}
+    assert _outcome(canonical_json, wrapped) == _outcome(_general_path, wrapped)
+
+
+def test_fast_path_leaves_non_ascii_keys_to_utf16_order() -> None:
+    value = {"\ue000": 1, "😀": 2, "a": [1, 2]}
+    assert canonical_json(value) == _general_path(value) == '{"a":[1,2],"😀":2,"\ue000":1}'
