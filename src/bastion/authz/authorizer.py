@@ -36,6 +36,7 @@ _ERR_POLICY_RE = re.compile(r"policy `(policy\d+)`")
 _MAX_ID_CHARS = 512
 KEY_SCOPE_POLICY_ID = "key-scope"
 DENY_BY_DEFAULT_ID = "deny-by-default"
+_MEMO_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,12 @@ class Authorizer:
         self._bundle = bundle if bundle is not None else load_policies()
         self._decisions = _LRU(decision_cache_size)
         self._entities = _LRU(entity_cache_size)
+        #: decisions by the identity of the (immutable) principal, resource and scope objects: the
+        #: gateway passes the same objects call after call, so a repeat skips the fingerprints and
+        #: the LRU's lock; a new object (a reloaded principal) goes through the fingerprint cache
+        self._memo: dict[
+            tuple[int, Operation, int, int], tuple[Principal, Resource, KeyScope | None, Decision]
+        ] = {}
 
     @classmethod
     def from_files(cls, extra_policy_files: Iterable[Path] = ()) -> Authorizer:
@@ -148,22 +155,30 @@ class Authorizer:
         """Drop cached decisions and entities (never needed for correctness; for tests and benchmarks)."""
         self._decisions.clear()
         self._entities.clear()
+        self._memo.clear()
 
     def is_authorized(
         self, principal: Principal, operation: Operation, resource: Resource, *, scope: KeyScope | None = None
     ) -> Decision:
         """Allow or deny ``operation`` on ``resource`` for ``principal`` (narrowed by an API key's ``scope``)."""
+        memo_key = (id(principal), operation, id(resource), id(scope))
+        memo = self._memo.get(memo_key)
+        if memo is not None and memo[0] is principal and memo[1] is resource and memo[2] is scope:
+            return memo[3]
         key = (
             principal_fingerprint(principal),
             operation,
             _resource_fingerprint(resource),
             _scope_fingerprint(scope),
         )
-        cached: Decision | None = self._decisions.get(key)
-        if cached is not None:
-            return cached
-        decision = self._evaluate(principal, operation, resource, scope)[0]
-        self._decisions.put(key, decision)
+        decision: Decision | None = self._decisions.get(key)
+        if decision is None:
+            decision = self._evaluate(principal, operation, resource, scope)[0]
+            self._decisions.put(key, decision)
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        # the objects are held, so their ids cannot be reused while the entry lives
+        self._memo[memo_key] = (principal, resource, scope, decision)
         return decision
 
     def explain(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,37 @@ def test_principal_change_is_not_served_from_cache() -> None:
     assert a.is_authorized(who(Role.USER), O.MODEL_INVOKE, r).allowed
     assert not a.is_authorized(who(), O.MODEL_INVOKE, r).allowed
     assert not a.is_authorized(who(Role.USER, team="blue"), O.MODEL_INVOKE, r).allowed
+
+
+def test_repeated_objects_are_decided_once_and_changes_are_not_missed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = Authorizer()
+    evaluated: list[Principal] = []
+    real = a._evaluate
+
+    def counting(p: Principal, op: O, r: Resource, s: KeyScope | None) -> Any:
+        evaluated.append(p)
+        return real(p, op, r, s)
+
+    monkeypatch.setattr(a, "_evaluate", counting)
+    u, r, scope = who(Role.USER), model(), KeyScope()
+    for _ in range(3):  # the same objects, call after call (the gateway's case)
+        assert a.is_authorized(u, O.MODEL_INVOKE, r, scope=scope).allowed
+    assert len(evaluated) == 1
+    assert a.is_authorized(who(Role.USER), O.MODEL_INVOKE, model(), scope=KeyScope()).allowed  # equal copies
+    assert len(evaluated) == 1
+    assert not a.is_authorized(who(Role.USER, team="blue"), O.MODEL_INVOKE, r, scope=scope).allowed
+    assert not a.is_authorized(u, O.MODEL_INVOKE, r, scope=KeyScope(models=("other",))).allowed
+    assert not a.is_authorized(u, O.MODEL_INVOKE, model("blue"), scope=scope).allowed
+    assert (
+        a.is_authorized(u, O.MODEL_LIST, r, scope=scope).allowed
+        == a.explain(u, O.MODEL_LIST, r).decision.allowed
+    )
+    a.clear_cache()
+    before = len(evaluated)
+    assert a.is_authorized(u, O.MODEL_INVOKE, r, scope=scope).allowed
+    assert len(evaluated) == before + 1
 
 
 def test_decision_cache_is_bounded() -> None:
