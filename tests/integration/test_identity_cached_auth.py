@@ -124,3 +124,14 @@ def test_unknown_and_malformed_keys_are_refused_and_audited(svc: IdentityService
                 _auth(svc, raw)
             assert ei.value.reason == reason
             assert sink.events[-1].tag is EventTag.AUTHN_FAILED
+
+
+def test_a_cached_key_hands_out_one_authentication_until_its_entry_changes(svc: IdentityService) -> None:
+    svc.create_principal("fay", roles=["user"], team="red")
+    ck = svc.create_key("fay", name="k")
+    first = _auth(svc, ck.token)
+    assert _auth(svc, ck.token) is first  # per-call caches downstream (limits, authz) hit on it
+    svc.update_principal("fay", team="blue")  # drops the cached entry: a new one, a new Authentication
+    changed = _auth(svc, ck.token)
+    assert changed is not first and changed.principal.team == "blue"
+    assert _auth(svc, ck.token) is changed

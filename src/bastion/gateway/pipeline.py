@@ -46,7 +46,7 @@ from bastion.gateway.recording import CallRecorder, LedgerDeadlines
 from bastion.gateway.unary import unary_call
 from bastion.gateway.upstream import Upstream, UpstreamReply, build_upstreams
 from bastion.services.guard import GuardResult, GuardService, GuardTarget
-from bastion.services.limits import BudgetExceeded, Lease, LimiterUnavailable, LimitService, Subject
+from bastion.services.limits import BudgetExceeded, Lease, LimiterUnavailable, LimitService
 
 #: names that moved to intake.py stay importable from here
 __all__ = [
@@ -193,7 +193,7 @@ class Gateway(CallRecorder):
 
     async def acquire(self, auth: Authentication, call: Call) -> Lease:
         try:
-            lease = await self.limits.acquire(Subject.of(auth))
+            lease = await self.limits.acquire(self.limits.subject(auth))
         except BudgetExceeded as e:
             self.metrics.limited.labels("budget").inc()
             call.reasons.append(e.message)
@@ -342,7 +342,7 @@ class Gateway(CallRecorder):
     async def charge(self, call: Call) -> None:
         assert call.auth is not None
         total = call.prompt_tokens + call.completion_tokens
-        await self.limits.charge_tokens(Subject.of(call.auth), total)
+        await self.limits.charge_tokens(self.limits.subject(call.auth), total)
         if call.prompt_tokens:
             self.metrics.tokens.labels(call.model, "prompt").inc(call.prompt_tokens)
         if call.completion_tokens:

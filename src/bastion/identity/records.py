@@ -141,20 +141,27 @@ class PrincipalRecord:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    #: the authorization view, built once (a record never changes; a change is a new record)
+    _principal: Principal | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
 
     def to_principal(self) -> Principal:
-        """The authorization view of this principal."""
-        return Principal(
-            id=self.id,
-            kind=self.kind,
-            name=self.name,
-            roles=self.roles,
-            team=self.team,
-            attributes=self.attributes,
-        )
+        """The authorization view of this principal (the same object on every call: the gateway's
+        per-call caches of decisions and subjects hit on it)."""
+        principal = self._principal
+        if principal is None:
+            principal = Principal(
+                id=self.id,
+                kind=self.kind,
+                name=self.name,
+                roles=self.roles,
+                team=self.team,
+                attributes=self.attributes,
+            )
+            object.__setattr__(self, "_principal", principal)
+        return principal
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready description."""

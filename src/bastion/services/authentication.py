@@ -20,6 +20,7 @@ from bastion.identity.records import PrincipalRecord, ip_allowed
 from bastion.services.key_cache import CachedKey
 
 ANONYMOUS = "anonymous"
+_GRANTED_MAX = 50_000
 
 
 class CredentialRejected(AuthenticationError):
@@ -64,6 +65,8 @@ class CredentialAuthenticator:
         self._get_principal = get_principal
         self._peek = peek
         self._touch_due = touch_due
+        #: per key id, the entry last verified and the Authentication built from it
+        self._granted: dict[str, tuple[CachedKey, Authentication]] = {}
 
     def authenticate_api_key(
         self, raw: str, client_ip: str | None = None, *, record_success: bool = True
@@ -122,11 +125,14 @@ class CredentialAuthenticator:
         self._touch(parsed.key_id, now)
         return auth
 
-    @staticmethod
     def _verify(
-        parsed: ParsedApiKey, entry: CachedKey, client_ip: str | None, now: datetime
+        self, parsed: ParsedApiKey, entry: CachedKey, client_ip: str | None, now: datetime
     ) -> Authentication:
-        """Every check of a key against its looked-up record; raises :class:`CredentialRejected`."""
+        """Every check of a key against its looked-up record; raises :class:`CredentialRejected`.
+
+        The checks run on every call; the :class:`Authentication` they grant depends only on the
+        looked-up entry, so it is built once per entry (a reloaded or invalidated entry is a new
+        object and gets a new one) and the same object is handed out while the entry lives."""
         kid = parsed.key_id
         key, owner = entry.key, entry.principal
         if key is None or owner is None:
@@ -143,13 +149,20 @@ class CredentialAuthenticator:
             raise CredentialRejected(
                 "ip_not_allowed", "API key may not be used from this address", key_id=kid
             )
-        return Authentication(
+        granted = self._granted.get(kid)
+        if granted is not None and granted[0] is entry:
+            return granted[1]
+        auth = Authentication(
             principal=owner.to_principal(),
             method=AuthMethod.API_KEY,
             key_id=kid,
             scope=key.scope,
             expires_at=key.expires_at,
         )
+        if len(self._granted) >= _GRANTED_MAX:
+            self._granted.clear()
+        self._granted[kid] = (entry, auth)
+        return auth
 
     def authenticate_bearer(
         self, token: str, client_ip: str | None = None, *, record_success: bool = True

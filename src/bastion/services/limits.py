@@ -134,7 +134,21 @@ class LimitService:
         self._budget_reported: set[tuple[str, int]] = set()
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._scope_cache: dict[Subject, tuple[_Scope, ...]] = {}
+        self._subjects: dict[int, tuple[Authentication, Subject]] = {}
+        self._token_scoped: dict[Subject, bool] = {}
         self.on_unavailable: Callable[[Exception], None] | None = None
+
+    def subject(self, auth: Authentication) -> Subject:
+        """:meth:`Subject.of` ``auth``, remembered per Authentication object (the identity service
+        hands out the same one for a key while its lookup is cached; it never changes)."""
+        hit = self._subjects.get(id(auth))
+        if hit is not None and hit[0] is auth:
+            return hit[1]
+        subject = Subject.of(auth)
+        if len(self._subjects) >= _SCOPES_CACHE_MAX:
+            self._subjects.clear()
+        self._subjects[id(auth)] = (auth, subject)  # holding auth keeps its id from being reused
+        return subject
 
     def _item(self, per: str, amount: int) -> RateLimitItem:
         key = (per, amount)
@@ -186,15 +200,23 @@ class LimitService:
 
     async def charge_tokens(self, subject: Subject, tokens: int) -> bool:
         """Charge ``tokens`` used by a finished call; False when the store was unavailable."""
-        if tokens <= 0 or not any(
-            sc.limits.tokens_per_minute or sc.limits.tokens_per_day for sc in self._scopes(subject)
-        ):
+        if tokens <= 0 or not self._charges_tokens(subject):
             return True
         try:
             await self._guard(self._charge(subject, tokens))
         except _Unavailable:
             return False
         return True
+
+    def _charges_tokens(self, s: Subject) -> bool:
+        """Whether any scope of ``s`` has a token window (cached like :meth:`_scopes`)."""
+        charges = self._token_scoped.get(s)
+        if charges is None:
+            charges = any(sc.limits.tokens_per_minute or sc.limits.tokens_per_day for sc in self._scopes(s))
+            if len(self._token_scoped) >= _SCOPES_CACHE_MAX:
+                self._token_scoped.clear()
+            self._token_scoped[s] = charges
+        return charges
 
     async def _charge(self, subject: Subject, tokens: int) -> None:
         for sc in self._scopes(subject):

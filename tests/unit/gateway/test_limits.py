@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from bastion.config import LimitSet, LimitsSettings
+from bastion.domain.identity import Authentication, AuthMethod, KeyScope, Principal, PrincipalKind
 from bastion.errors import LimitExceeded
 from bastion.services.limits import BudgetExceeded, LimiterUnavailable, LimitService, Subject
 
@@ -134,3 +135,14 @@ def test_redis_shared_between_two_services() -> None:
         await b.close()
 
     run(go())
+
+
+def test_subject_is_remembered_per_authentication() -> None:
+    svc = LimitService(LimitsSettings())
+    p = Principal(id="p1", kind=PrincipalKind.USER, name="p", team="t1")
+    auth = Authentication(p, AuthMethod.API_KEY, key_id="k1", scope=KeyScope(requests_per_minute=5))
+    s = svc.subject(auth)
+    assert s == Subject.of(auth) == Subject("k1", "p1", "t1", key_requests_per_minute=5)
+    assert svc.subject(auth) is s
+    other = Authentication(p, AuthMethod.API_KEY, key_id="k2")
+    assert svc.subject(other) == Subject("k2", "p1", "t1")
