@@ -118,7 +118,7 @@ class Gateway(CallRecorder):
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._limiter_event_at = 0.0
         self.draining = False
         #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task

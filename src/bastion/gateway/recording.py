@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -85,7 +86,7 @@ class CallRecorder:
     settings: GatewaySettings
     c: GatewayComponents
     metrics: GatewayMetrics
-    _background: set[asyncio.Task[Any]]
+    _background: set[asyncio.Future[Any]]
     #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
     _record_future: Callable[[AuditEvent], asyncio.Future[Any]] | None
     #: fails a durable write's future after ``_RECORD_TIMEOUT_S`` (the call then answers 503)
@@ -134,8 +135,31 @@ class CallRecorder:
             if self._record_future is not None:
                 return await self._record_durable(event, self._record_future)
             return await asyncio.shield(self._record_quiet(event))
-        self._spawn(self._record_quiet(event))
+        if self._record_future is not None:
+            self._record_detached(event, self._record_future)
+        else:
+            self._spawn(self._record_quiet(event))
         return True
+
+    def _record_detached(
+        self, event: AuditEvent, record_future: Callable[[AuditEvent], asyncio.Future[Any]]
+    ) -> None:
+        """:meth:`_record_quiet` without waiting (``durable_audit: false``) and without a task: the
+        commit's future is kept until it settles (``drain`` waits for it), a failure or a timeout
+        (:class:`LedgerDeadlines`) is logged from its done callback."""
+        try:
+            future = record_future(event)
+        except Exception as e:  # noqa: BLE001  the caller already has its answer; log, never leak
+            log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
+            return
+        self._deadlines.watch(future)
+        self._background.add(future)
+        future.add_done_callback(functools.partial(self._detached_done, event.tag.value))
+
+    def _detached_done(self, tag: str, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and (e := future.exception()) is not None:
+            log.error("audit_record_failed", tag=tag, error=type(e).__name__)
 
     async def _record_durable(
         self, event: AuditEvent, record_future: Callable[[AuditEvent], asyncio.Future[Any]]

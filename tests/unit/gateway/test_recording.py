@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.gateway.recording import CallRecorder, LedgerDeadlines
@@ -18,6 +19,7 @@ class Recorder(CallRecorder):
 
     def __init__(self, timeout_s: float) -> None:
         self._deadlines = LedgerDeadlines(timeout_s)
+        self._background = set()
         self.futures: list[asyncio.Future[Any]] = []
 
     def record_future(self, event: AuditEvent) -> asyncio.Future[Any]:
@@ -122,3 +124,47 @@ def test_a_future_within_its_deadline_is_left_alone() -> None:
         future.set_result(None)
 
     asyncio.run(main())
+
+
+def test_a_detached_write_is_kept_until_it_settles() -> None:
+    async def main() -> None:
+        rec = Recorder(120.0)
+        with capture_logs() as logs:
+            rec._record_detached(EVENT, rec.record_future)
+            assert rec._background == {rec.futures[0]}  # drain waits for it
+            rec.futures[0].set_result(["receipt"])
+            await asyncio.sleep(0)
+        assert rec._background == set() and logs == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("timeout_s", [0.0, 120.0])
+def test_a_detached_write_that_fails_or_times_out_is_logged(timeout_s: float) -> None:
+    async def main() -> list[Any]:
+        rec = Recorder(timeout_s)
+        with capture_logs() as logs:
+            rec._record_detached(EVENT, rec.record_future)
+            if timeout_s:
+                rec.futures[0].set_exception(OSError("disk full"))
+            for _ in range(3):
+                await asyncio.sleep(0)
+        assert rec._background == set()
+        return logs
+
+    logs = asyncio.run(main())
+    assert [(e["event"], e["tag"]) for e in logs] == [("audit_record_failed", EVENT.tag.value)]
+
+
+def test_a_detached_event_the_sink_refuses_is_logged() -> None:
+    def refuse(event: AuditEvent) -> asyncio.Future[Any]:
+        raise ValueError("not encodable")
+
+    async def main() -> list[Any]:
+        rec = Recorder(120.0)
+        with capture_logs() as logs:
+            rec._record_detached(EVENT, refuse)
+        assert rec._background == set()
+        return logs
+
+    assert [e["error"] for e in asyncio.run(main())] == ["ValueError"]
