@@ -147,8 +147,8 @@ def gateway_cmd(port: int, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "--factory", "bastion.app:create_app_from_env",
         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--log-level", "error", "--no-access-log", "--no-proxy-headers", "--backlog", "4096",
-        "--workers", str(workers),
+        "--log-level", "error", "--no-access-log", "--no-proxy-headers", "--no-server-header",
+        "--backlog", "4096", "--workers", str(workers),
     ]  # fmt: skip
 
 
@@ -311,7 +311,8 @@ class Bench:
         cmd = [
             sys.executable, "-m", "uvicorn", "bare_proxy:app", "--app-dir", str(ROOT / "bench"),
             "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-            "--log-level", "error", "--no-access-log", "--no-proxy-headers", "--backlog", "4096",
+            "--log-level", "error", "--no-access-log", "--no-proxy-headers", "--no-server-header",
+            "--backlog", "4096",
         ]  # fmt: skip
         proxy = self.spawn("0", cmd, {**self.env, "BARE_UPSTREAM": direct, "BARE_CLIENT": client})
         wait_port(port)

@@ -77,6 +77,7 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
             timeout=30,
         )
         assert r.status_code == 200, r.text
+        assert "server" not in r.headers  # the server software is not announced
     finally:
         proc.terminate()
         proc.wait(timeout=30)

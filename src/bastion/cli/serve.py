@@ -97,6 +97,7 @@ def serve(
         # peer address behind Bastion's back: a loopback caller could claim any client IP and pass a
         # key's source-CIDR rule. gateway.trust_forwarded_for is the one switch for that.
         "proxy_headers": False,
+        "server_header": False,  # no "server: uvicorn" on every answer: nothing to fingerprint
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": int(settings.gateway.drain_timeout_s),
         **_tls_kwargs(settings),
