@@ -101,6 +101,10 @@ class _Scope:
     kind: str  # key | principal | team
     ident: str
     limits: LimitSet
+    #: what the hot path needs, worked out once per cached scope
+    requests: RateLimitItem | None = None  # the requests-per-minute window
+    tokens: tuple[tuple[str, int, RateLimitItem], ...] = ()  # (per, amount, window) of the token limits
+    concurrency_key: str = ""
 
 
 class LimitService:
@@ -174,14 +178,29 @@ class LimitService:
                         "tokens_per_minute": s.key_tokens_per_minute or per_key.tokens_per_minute,
                     }
                 )
-            out.append(_Scope("key", s.key_id, per_key))
-        out.append(_Scope("principal", s.principal_id, cfg.per_principal))
+            out.append(self._scope("key", s.key_id, per_key))
+        out.append(self._scope("principal", s.principal_id, cfg.per_principal))
         if s.team:
-            out.append(_Scope("team", s.team, cfg.per_team))
+            out.append(self._scope("team", s.team, cfg.per_team))
         if len(self._scope_cache) >= _SCOPES_CACHE_MAX:
             self._scope_cache.clear()
         scopes = self._scope_cache[s] = tuple(out)
         return scopes
+
+    def _scope(self, kind: str, ident: str, lim: LimitSet) -> _Scope:
+        tokens = tuple(
+            (per, amount, self._item(per, amount))
+            for per, amount in (("minute", lim.tokens_per_minute), ("day", lim.tokens_per_day))
+            if amount
+        )
+        return _Scope(
+            kind,
+            ident,
+            lim,
+            requests=self._item("minute", lim.requests_per_minute) if lim.requests_per_minute else None,
+            tokens=tokens,
+            concurrency_key=f"bastion:conc:{kind}:{ident}",
+        )
 
     async def acquire(self, subject: Subject) -> Lease:
         """Admit one call or raise :class:`LimitExceeded` / :class:`LimiterUnavailable`."""
@@ -212,7 +231,7 @@ class LimitService:
         """Whether any scope of ``s`` has a token window (cached like :meth:`_scopes`)."""
         charges = self._token_scoped.get(s)
         if charges is None:
-            charges = any(sc.limits.tokens_per_minute or sc.limits.tokens_per_day for sc in self._scopes(s))
+            charges = any(sc.tokens for sc in self._scopes(s))
             if len(self._token_scoped) >= _SCOPES_CACHE_MAX:
                 self._token_scoped.clear()
             self._token_scoped[s] = charges
@@ -220,9 +239,8 @@ class LimitService:
 
     async def _charge(self, subject: Subject, tokens: int) -> None:
         for sc in self._scopes(subject):
-            for per, amount in (("minute", sc.limits.tokens_per_minute), ("day", sc.limits.tokens_per_day)):
-                if amount:
-                    await self._window.hit(self._item(per, amount), "tok", sc.kind, sc.ident, cost=tokens)
+            for _per, _amount, window in sc.tokens:
+                await self._window.hit(window, "tok", sc.kind, sc.ident, cost=tokens)
 
     async def _admit(self, subject: Subject, lease: Lease) -> None:
         now = time.time()
@@ -241,39 +259,43 @@ class LimitService:
                 )
         for sc in self._scopes(subject):
             lim = sc.limits
-            if lim.requests_per_minute:
-                item = self._item("minute", lim.requests_per_minute)
-                if not await self._window.hit(item, "req", sc.kind, sc.ident):
-                    reset = (await self._window.get_window_stats(item, "req", sc.kind, sc.ident)).reset_time
+            rpm = sc.requests
+            if rpm is not None and not await self._window.hit(rpm, "req", sc.kind, sc.ident):
+                reset = (await self._window.get_window_stats(rpm, "req", sc.kind, sc.ident)).reset_time
+                raise LimitExceeded(
+                    f"{sc.kind} request rate limit reached ({lim.requests_per_minute}/min)",
+                    retry_after=max(1.0, reset - now),
+                )
+            for per, amount, window in sc.tokens:
+                stats = await self._window.get_window_stats(window, "tok", sc.kind, sc.ident)
+                if stats.remaining <= 0:
                     raise LimitExceeded(
-                        f"{sc.kind} request rate limit reached ({lim.requests_per_minute}/min)",
-                        retry_after=max(1.0, reset - now),
+                        f"{sc.kind} token limit reached ({amount}/{per})",
+                        retry_after=max(1.0, stats.reset_time - now),
                     )
-            for per, amount in (("minute", lim.tokens_per_minute), ("day", lim.tokens_per_day)):
-                if amount:
-                    stats = await self._window.get_window_stats(
-                        self._item(per, amount), "tok", sc.kind, sc.ident
-                    )
-                    if stats.remaining <= 0:
-                        raise LimitExceeded(
-                            f"{sc.kind} token limit reached ({amount}/{per})",
-                            retry_after=max(1.0, stats.reset_time - now),
-                        )
             if lim.concurrent:
-                key = f"bastion:conc:{sc.kind}:{sc.ident}"
-                if not await self._enter(key, lim.concurrent):
+                key = sc.concurrency_key
+                entered = (
+                    self._enter_local(key, lim.concurrent)
+                    if self._redis is None
+                    else await self._enter(key, lim.concurrent)
+                )
+                if not entered:
                     raise LimitExceeded(
                         f"{sc.kind} concurrent request limit reached ({lim.concurrent})", retry_after=1.0
                     )
                 lease._held.append((key, 1))
 
+    def _enter_local(self, key: str, limit: int) -> bool:
+        n = self._concurrent.get(key, 0)
+        if n >= limit:
+            return False
+        self._concurrent[key] = n + 1
+        return True
+
     async def _enter(self, key: str, limit: int) -> bool:
         if self._redis is None:
-            n = self._concurrent.get(key, 0)
-            if n >= limit:
-                return False
-            self._concurrent[key] = n + 1
-            return True
+            return self._enter_local(key, limit)
         pipe = self._redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, _CONCURRENCY_TTL_S)

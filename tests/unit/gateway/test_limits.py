@@ -77,6 +77,26 @@ def test_tokens_checked_before_and_charged_after() -> None:
     run(go())
 
 
+def test_daily_and_per_key_token_windows() -> None:
+    async def go() -> None:
+        svc = LimitService(
+            LimitsSettings(per_key=LimitSet(tokens_per_minute=10**6), per_team=LimitSet(tokens_per_day=50))
+        )
+        narrow = Subject(key_id="k9", principal_id="p9", team="t9", key_tokens_per_minute=20)
+        await (await svc.acquire(narrow)).release()
+        assert await svc.charge_tokens(narrow, 25)  # past the key's own 20/minute
+        with pytest.raises(LimitExceeded, match=r"key token limit reached \(20/minute\)"):
+            await svc.acquire(narrow)
+        other = Subject(key_id="k8", principal_id="p8", team="t9")  # same team, its own key
+        await (await svc.acquire(other)).release()
+        assert await svc.charge_tokens(other, 30)  # the team's day: 25 + 30 > 50
+        with pytest.raises(LimitExceeded, match=r"team token limit reached \(50/day\)"):
+            await svc.acquire(other)
+        assert await svc.charge_tokens(S, 0)  # nothing to charge
+
+    run(go())
+
+
 def test_budget_crossing_is_reported_once() -> None:
     async def go() -> None:
         svc = LimitService(LimitsSettings(per_key=LimitSet(), queries_per_day=1))
