@@ -371,9 +371,28 @@ def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str,
 
 
 def _chunk_chars(choices: list[Any], kind: str) -> int:
+    """The characters of text in a chunk's choices (the texts :func:`_chunk_refs` names), counted
+    without building its references: this runs for every event of every unguarded stream."""
     n = 0
     for ch in choices:
-        if isinstance(ch, dict):
-            for holder, key, _ in _chunk_refs(ch, kind, 0):
-                n += len(holder[key])
+        if not isinstance(ch, dict):
+            continue
+        if kind == "completions":
+            text = ch.get("text")
+            if isinstance(text, str):
+                n += len(text)
+            continue
+        delta = ch.get("delta")
+        if not isinstance(delta, dict):
+            continue
+        content = delta.get("content")
+        if isinstance(content, str):
+            n += len(content)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for tc in calls:
+                fn = tc.get("function") if isinstance(tc, dict) else None
+                args = fn.get("arguments") if isinstance(fn, dict) else None
+                if isinstance(args, str):
+                    n += len(args)
     return n

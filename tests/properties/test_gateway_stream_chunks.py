@@ -1,0 +1,42 @@
+"""The streamed relay's character count (used for token estimates when a provider sends no usage) is
+the length of exactly the texts the output guards would see in a chunk, whatever shape it has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bastion.gateway.streaming import _chunk_chars, _chunk_refs
+
+junk = st.one_of(st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=2))
+# mostly well-formed (texts are strings), sometimes junk in any place
+text = st.one_of(st.text(min_size=1, max_size=8), st.text(max_size=8), junk)
+function = st.one_of(st.fixed_dictionaries({"arguments": text, "name": st.text(max_size=4)}), junk)
+tool_call = st.one_of(st.fixed_dictionaries({"index": st.integers(0, 3), "function": function}), junk)
+delta = st.one_of(
+    st.fixed_dictionaries({"content": text, "tool_calls": st.lists(tool_call, max_size=3)}),
+    st.fixed_dictionaries({}, optional={"content": text, "tool_calls": junk}),
+    junk,
+)
+choice = st.one_of(
+    st.fixed_dictionaries({"index": st.integers(0, 3), "delta": delta}),
+    st.fixed_dictionaries({"index": st.integers(0, 3), "text": text}, optional={"delta": delta}),
+    junk,
+)
+
+
+def _by_refs(choices: list[Any], kind: str) -> int:
+    return sum(
+        len(holder[key])
+        for ch in choices
+        if isinstance(ch, dict)
+        for holder, key, _ in _chunk_refs(ch, kind, 0)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(choice, max_size=4), st.sampled_from(["chat", "completions"]))
+def test_chunk_chars_counts_exactly_the_guarded_texts(choices: list[Any], kind: str) -> None:
+    assert _chunk_chars(choices, kind) == _by_refs(choices, kind)
