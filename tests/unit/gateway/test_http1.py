@@ -216,11 +216,22 @@ class Server:
     async def __aexit__(self, *exc: object) -> None:
         self.server.close()
 
+    @classmethod
+    def answering(cls, answer: bytes, *, delay: float = 0.0, ssl_ctx: ssl.SSLContext | None = None) -> Server:
+        """A keep-alive server giving ``answer`` to every request (after ``delay`` seconds)."""
+        srv = cls(_no_handler, ssl_ctx)
+        srv.handler = _keepalive(srv, answer, delay=delay)
+        return srv
+
     def pool(self, *, https: bool = False, **kw: Any) -> ConnectionPool:
         scheme = "https" if https else "http"
         host = "localhost" if https else "127.0.0.1"
         opts: dict[str, Any] = {"max_connections": 8, "connect_timeout_s": 2, "read_timeout_s": 2} | kw
         return ConnectionPool(Origin.parse(f"{scheme}://{host}:{self.port}/v1"), **opts)
+
+
+async def _no_handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    raise NotImplementedError
 
 
 def _keepalive(server: Server, answer: bytes, *, delay: float = 0.0) -> Handler:
@@ -250,8 +261,7 @@ async def _post(pool: ConnectionPool, body: bytes = b"{}", timeout: float = 5.0)
 
 def test_keep_alive_reuses_one_connection_and_sends_a_proper_request() -> None:
     async def main() -> None:
-        srv = Server(None)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, SIZED)
+        srv = Server.answering(SIZED)
         async with srv:
             pool = srv.pool()
             for _ in range(3):
@@ -268,8 +278,7 @@ def test_keep_alive_reuses_one_connection_and_sends_a_proper_request() -> None:
 
 def test_pool_never_opens_more_than_max_connections() -> None:
     async def main() -> None:
-        srv = Server(None)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, SIZED, delay=0.05)
+        srv = Server.answering(SIZED, delay=0.05)
         async with srv:
             pool = srv.pool(max_connections=2)
             results = await asyncio.gather(*(_post(pool) for _ in range(7)))
@@ -284,8 +293,7 @@ def test_pool_never_opens_more_than_max_connections() -> None:
 
 def test_a_caller_waiting_for_a_connection_gives_up_at_its_deadline() -> None:
     async def main() -> None:
-        srv = Server(None)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, SIZED, delay=1.0)
+        srv = Server.answering(SIZED, delay=1.0)
         async with srv:
             pool = srv.pool(max_connections=1)
             first = asyncio.create_task(_post(pool))
@@ -364,8 +372,7 @@ def test_gzip_answers_are_decoded_and_bounded() -> None:
     )
 
     async def main() -> None:
-        srv = Server(None)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, answer)
+        srv = Server.answering(answer)
         async with srv:
             pool = srv.pool()
             _, body = await _post(pool)
@@ -384,8 +391,7 @@ def test_unsupported_content_encoding_is_an_error() -> None:
     answer = b"HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 3\r\n\r\nabc"
 
     async def main() -> None:
-        srv = Server(None)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, answer)
+        srv = Server.answering(answer)
         async with srv:
             pool = srv.pool()
             with pytest.raises(TransportError, match="content-encoding"):
@@ -397,11 +403,10 @@ def test_unsupported_content_encoding_is_an_error() -> None:
 
 def test_tls_is_verified_against_the_configured_ca(tmp_path: Path) -> None:
     certs = make_dev_certs(tmp_path / "tls")
-    server_ctx = server_context(certs.server_cert, certs.server_key)
+    server_ctx = server_context(certs.server_cert, certs.server_key)  # localhost, signed by the dev CA
 
     async def main() -> None:
-        srv = Server(None, server_ctx)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, SIZED)
+        srv = Server.answering(SIZED, ssl_ctx=server_ctx)
         async with srv:
             with pytest.raises(ConnectFailed):  # the system trust store does not know the dev CA
                 await _post(srv.pool(https=True))
@@ -419,11 +424,10 @@ def test_upstream_settings_wire_the_ca_and_refuse_half_a_client_pair(tmp_path: P
     from bastion.gateway.upstream import HttpUpstream
 
     certs = make_dev_certs(tmp_path / "tls")
-    server_ctx = server_context(certs.server_cert, certs.server_key)
+    server_ctx = server_context(certs.server_cert, certs.server_key)  # localhost, signed by the dev CA
 
     async def main() -> None:
-        srv = Server(None, server_ctx)  # type: ignore[arg-type]
-        srv.handler = _keepalive(srv, SIZED)
+        srv = Server.answering(SIZED, ssl_ctx=server_ctx)
         async with srv:
             cfg = UpstreamSettings(base_url=f"https://localhost:{srv.port}/v1", ca_file=certs.ca_cert)
             up = HttpUpstream("u", cfg)
