@@ -199,11 +199,15 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed
 
-    def send(self, data: bytes) -> None:
+    def send(self, head: bytes, body: bytes) -> None:
+        """Start a call: write its request (one write for a small body; a large one is not copied)."""
         assert self.transport is not None
         self.begin()
         self.busy = True
-        self.transport.write(data)
+        if len(body) < 65536:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
 
     def take(self) -> bytes:
         """The body bytes received so far (and reading resumes if it was paused)."""
@@ -356,10 +360,7 @@ class ConnectionPool:
             len(body),
         )
         try:
-            conn.send(request + body if len(body) < 65536 else request)
-            if len(body) >= 65536:
-                assert conn.transport is not None
-                conn.transport.write(body)
+            conn.send(request, body)
             while not conn.headers_done:
                 await conn.wait(deadline)
             return Reply(self, conn)

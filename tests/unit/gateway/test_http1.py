@@ -68,7 +68,7 @@ def _drive(pieces: list[bytes], *, lose: bool = False) -> tuple[_Connection, int
     try:
         conn = _Connection(loop, read_timeout_s=5)
         conn.connection_made(FakeTransport(conn))
-        conn.send(b"POST / HTTP/1.1\r\n\r\n")
+        conn.send(b"POST / HTTP/1.1\r\n\r\n", b"")
         for p in pieces:
             conn.data_received(p)
         if lose:
@@ -441,3 +441,22 @@ def test_upstream_settings_wire_the_ca_and_refuse_half_a_client_pair(tmp_path: P
         UpstreamSettings(base_url="https://x/v1", client_cert_file=certs.server_cert)
     with pytest.raises(ConfigError, match="CA bundle"):
         HttpUpstream("u", UpstreamSettings(base_url="https://x/v1", ca_file=tmp_path / "missing.pem"))
+
+
+def test_a_large_request_body_arrives_whole() -> None:
+    body = b'{"x":"' + b"a" * 200_000 + b'"}'
+
+    async def main() -> None:
+        async def echo_length(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            _, got = await _read_request(r)
+            answer = str(len(got)).encode() if got == body else b"mismatch"
+            w.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(answer), answer))
+            await w.drain()
+
+        async with Server(echo_length) as srv:
+            pool = srv.pool()
+            _, answer = await _post(pool, body)
+            assert answer == str(len(body)).encode()
+            await pool.aclose()
+
+    _run(main())
