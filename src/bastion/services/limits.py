@@ -139,7 +139,6 @@ class LimitService:
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._scope_cache: dict[Subject, tuple[_Scope, ...]] = {}
         self._subjects: dict[int, tuple[Authentication, Subject]] = {}
-        self._token_scoped: dict[Subject, bool] = {}
         self.on_unavailable: Callable[[Exception], None] | None = None
 
     def subject(self, auth: Authentication) -> Subject:
@@ -228,14 +227,8 @@ class LimitService:
         return True
 
     def _charges_tokens(self, s: Subject) -> bool:
-        """Whether any scope of ``s`` has a token window (cached like :meth:`_scopes`)."""
-        charges = self._token_scoped.get(s)
-        if charges is None:
-            charges = any(sc.tokens for sc in self._scopes(s))
-            if len(self._token_scoped) >= _SCOPES_CACHE_MAX:
-                self._token_scoped.clear()
-            self._token_scoped[s] = charges
-        return charges
+        """Whether any scope of ``s`` has a token window (its scopes are cached)."""
+        return any(sc.tokens for sc in self._scopes(s))
 
     async def _charge(self, subject: Subject, tokens: int) -> None:
         for sc in self._scopes(subject):
@@ -294,8 +287,8 @@ class LimitService:
         return True
 
     async def _enter(self, key: str, limit: int) -> bool:
-        if self._redis is None:
-            return self._enter_local(key, limit)
+        """The Redis concurrency slot (in memory, :meth:`_enter_local` is used without awaiting)."""
+        assert self._redis is not None
         pipe = self._redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, _CONCURRENCY_TTL_S)
