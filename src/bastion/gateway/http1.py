@@ -272,11 +272,14 @@ class Reply:
                 raise TransportError(f"the upstream's answer is larger than {max_bytes} bytes")
 
     async def read_some(self, deadline: float, max_bytes: int = 1 << 30) -> bytes:
-        """The next piece of the body (decoded); ``b""`` at its end, when the connection is released."""
+        """The next piece of the body (decoded); ``b""`` at its end, when the connection is released.
+        ``TimeoutError`` once ``deadline`` has passed, even while bytes keep coming."""
         conn = self._conn
         if conn is None:
             return b""
         try:
+            if conn.loop.time() >= deadline:
+                raise TimeoutError
             while not conn.chunks:
                 if conn.complete:
                     self._release()

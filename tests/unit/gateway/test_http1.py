@@ -460,3 +460,27 @@ def test_a_large_request_body_arrives_whole() -> None:
             await pool.aclose()
 
     _run(main())
+
+
+def test_an_answer_that_keeps_coming_still_ends_at_the_deadline() -> None:
+    """Bytes arriving faster than the read timeout do not extend the caller's deadline."""
+
+    async def main() -> None:
+        async def endless(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await _read_request(r)
+            w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            while True:
+                w.write(b"1\r\nx\r\n")
+                await w.drain()
+                await asyncio.sleep(0.01)
+
+        async with Server(endless) as srv:
+            pool = srv.pool(read_timeout_s=1.0)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            with pytest.raises(TimeoutError):
+                await _post(pool, timeout=0.3)
+            assert loop.time() - t0 < 0.8
+            assert pool.open_connections == 0
+
+    _run(main())
