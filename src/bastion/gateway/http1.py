@@ -257,8 +257,9 @@ class Reply:
         value = self._headers.get(name)
         return value.decode("latin-1") if value is not None else None
 
-    async def read(self, deadline: float, max_bytes: int) -> bytes:
-        """The whole body (at most ``max_bytes``, decoded); the connection goes back to the pool."""
+    async def read(self, deadline: float, max_bytes: int, *, truncate: bool = False) -> bytes:
+        """The whole body (decoded); the connection goes back to the pool. A body over ``max_bytes``
+        is a :class:`TransportError`, or with ``truncate`` its first ``max_bytes`` (the rest unread)."""
         parts: list[bytes] = []
         size = 0
         while True:
@@ -269,35 +270,39 @@ class Reply:
             size += len(part)
             if size > max_bytes:
                 self.close()
+                if truncate:
+                    return b"".join(parts)[:max_bytes]
                 raise TransportError(f"the upstream's answer is larger than {max_bytes} bytes")
 
-    async def read_some(self, deadline: float, max_bytes: int = 1 << 30) -> bytes:
-        """The next piece of the body (decoded); ``b""`` at its end, when the connection is released.
-        ``TimeoutError`` once ``deadline`` has passed, even while bytes keep coming."""
+    async def read_some(self, deadline: float, max_bytes: int = _PAUSE_BYTES) -> bytes:
+        """The next piece of the body, decoded (at most ``max_bytes`` of it); ``b""`` at its end, when
+        the connection is released. ``TimeoutError`` once ``deadline`` has passed, even while bytes
+        keep coming."""
         conn = self._conn
         if conn is None:
             return b""
+        d = self._decoder
         try:
             if conn.loop.time() >= deadline:
                 raise TimeoutError
-            while not conn.chunks:
-                if conn.complete:
+            while True:
+                if d is not None and d.unconsumed_tail:  # input the last piece's bound left over
+                    data = d.decompress(d.unconsumed_tail, max_bytes)
+                elif conn.chunks:
+                    data = conn.take()
+                    if d is not None:
+                        data = d.decompress(data, max_bytes)
+                elif conn.complete:
                     self._release()
-                    return self._flush()
-                await conn.wait(deadline)
+                    return d.flush() if d is not None else b""
+                else:
+                    await conn.wait(deadline)
+                    continue
+                if data:  # compressed input may decode to nothing yet (a gzip header alone)
+                    return data
         except BaseException:
             self.close()
             raise
-        data = conn.take()
-        if self._decoder is not None:
-            data = self._decoder.decompress(data, max_bytes)
-            if self._decoder.unconsumed_tail:
-                self.close()
-                raise TransportError(f"the upstream's answer is larger than {max_bytes} bytes")
-        return data
-
-    def _flush(self) -> bytes:
-        return self._decoder.flush() if self._decoder is not None else b""
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None

@@ -217,7 +217,7 @@ class HttpUpstream:
             raise self._failed(e) from e
         if reply.status != 200:
             try:
-                body = await reply.read(loop.time() + cfg.timeout_s, MAX_ERROR_BODY)
+                body = await reply.read(loop.time() + cfg.timeout_s, MAX_ERROR_BODY, truncate=True)
             except (TimeoutError, TransportError):
                 body = b""
             finally:

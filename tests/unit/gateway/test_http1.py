@@ -382,6 +382,8 @@ def test_gzip_answers_are_decoded_and_bounded() -> None:
             reply = await pool.post("/x", b"", b"{}", deadline)
             with pytest.raises(TransportError, match="larger than"):
                 await reply.read(deadline, 1000)  # a decompression bomb stops at the limit
+            reply = await pool.post("/x", b"", b"{}", deadline)
+            assert await reply.read(deadline, 1000, truncate=True) == b"x" * 1000  # an error body's head
             await pool.aclose()
 
     _run(main())
@@ -482,5 +484,27 @@ def test_an_answer_that_keeps_coming_still_ends_at_the_deadline() -> None:
                 await _post(pool, timeout=0.3)
             assert loop.time() - t0 < 0.8
             assert pool.open_connections == 0
+
+    _run(main())
+
+
+def test_gzip_arriving_in_pieces_decodes_whole() -> None:
+    """A piece that decodes to nothing yet (the gzip header alone) is not the end of the body."""
+    packed = gzip.compress(b"hello " * 5000)
+
+    async def main() -> None:
+        async def dribble(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await _read_request(r)
+            w.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(packed))
+            for i in range(0, len(packed), 10):
+                w.write(packed[i : i + 10])
+                await w.drain()
+                await asyncio.sleep(0.001)
+
+        async with Server(dribble) as srv:
+            pool = srv.pool()
+            _, body = await _post(pool)
+            assert body == b"hello " * 5000
+            await pool.aclose()
 
     _run(main())
