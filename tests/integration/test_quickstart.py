@@ -19,6 +19,13 @@ from support.net import free_port, wait_until_ready
 BASTION = [sys.executable, "-m", "bastion.cli.main"]
 
 
+def _bastion(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in ``cwd`` as a user would (no BASTION_* from the test environment)."""
+    return subprocess.run(
+        [*BASTION, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -59,15 +66,10 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
         assert reply["object"] == "chat.completion"
         assert "Hello, Bastion!" in reply["choices"][0]["message"]["content"]
 
-        created = subprocess.run(
-            [*BASTION, "keys", "create", "--name", "app", "--role", "user", "--format", "json"],
-            cwd=tmp_path,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
+        created = _bastion(
+            tmp_path, "keys", "create", "--name", "app", "--role", "user", "--format", "json", timeout=60
         )
+        assert created.returncode == 0, created.stderr
         app_key = json.loads(created.stdout)["key"]
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/chat/completions",
@@ -81,27 +83,12 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    verify = subprocess.run(
-        [*BASTION, "ledger", "verify", "--format", "json"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    verify = _bastion(tmp_path, "ledger", "verify", "--format", "json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = json.loads(verify.stdout)
     assert report["ok"] is True
     assert report["entries_checked"] >= 5
-    tail = subprocess.run(
-        [*BASTION, "ledger", "tail", "-n", "50", "--format", "json"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    tail = _bastion(tmp_path, "ledger", "tail", "-n", "50", "--format", "json")
+    assert tail.returncode == 0, tail.stderr
     calls = [e for e in json.loads(tail.stdout) if e["tag"] == "gateway:request:completed"]
     assert calls and {e["attributes"]["client_ip"] for e in calls} == {"127.0.0.1"}
