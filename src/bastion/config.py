@@ -59,7 +59,13 @@ class LedgerSettings(Section):
         description="Ed25519 private key (PEM) that signs tree heads; default: ledger-signing.pem in data_dir",
     )
     group_commit_max_batch: int = Field(default=512, ge=1, le=100_000)
-    group_commit_max_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    group_commit_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1000.0,
+        description="extra wait for more events before a commit when callers are concurrent (0: none; "
+        "what queues during a commit still goes in the next one)",
+    )
     tree_head_every: int = Field(default=1000, ge=1, description="sign a tree head every N entries")
 
 

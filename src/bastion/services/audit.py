@@ -1,8 +1,9 @@
 """``AuditLog``: the one way Bastion records security-relevant events.
 
 Appends go through a single writer thread that *group-commits*: concurrent ``record`` calls are
-batched into one transaction (up to ``ledger.group_commit_max_batch`` events; when several callers are
-active it waits up to ``ledger.group_commit_max_wait_ms`` for more) and each caller is told
+batched into one transaction (what queued during the previous commit, up to
+``ledger.group_commit_max_batch`` events; with ``ledger.group_commit_max_wait_ms`` > 0 and several callers
+active it also waits that long for more) and each caller is told
 "recorded" only after that transaction committed. Several processes may share one database: every
 append transaction takes the append lock (PostgreSQL advisory lock, SQLite ``BEGIN IMMEDIATE``),
 reads the current end of the log *inside* the lock and only then appends, so the log never forks and
