@@ -66,6 +66,13 @@ class LedgerSettings(Section):
         description="extra wait for more events before a commit when callers are concurrent (0: none; "
         "what queues during a commit still goes in the next one)",
     )
+    detached_max_wait_ms: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=1000.0,
+        description="how long the writer may hold events nobody waits for (the gateway's with "
+        "durable_audit: false) to commit them together with others; an event a caller waits for ends the wait",
+    )
     tree_head_every: int = Field(default=1000, ge=1, description="sign a tree head every N entries")
 
 

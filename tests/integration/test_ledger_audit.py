@@ -9,7 +9,9 @@ import multiprocessing
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -275,3 +277,77 @@ def test_several_processes_never_fork_nor_lose_entries(db_url: str) -> None:
             == processes * threads * per_thread
         )
     engine.dispose()
+
+
+class _CountingClock:
+    """The writer reads the clock once per commit: counting the reads counts the commits."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __call__(self) -> datetime:
+        self.reads += 1
+        return datetime.now(UTC)
+
+
+def test_detached_events_are_held_and_committed_together(engine: Engine) -> None:
+    clock = _CountingClock()
+    audit = AuditLog(engine, KEY, LedgerSettings(detached_max_wait_ms=300), clock=clock)
+
+    async def main() -> list[int]:
+        futures = []
+        for i in range(20):
+            futures.append(audit.record_detached(ev(i)))
+            await asyncio.sleep(0.002)  # one at a time: each would be a commit of its own
+        receipts = await asyncio.gather(*futures)
+        return [r[0].seq for r in receipts]
+
+    try:
+        assert asyncio.run(main()) == list(range(20))
+        assert clock.reads == 1  # 20 events spread over ~40 ms went into one commit
+        assert audit.verify().ok
+    finally:
+        audit.close()
+
+
+def test_a_waited_for_event_ends_the_hold_and_close_commits_what_is_held(engine: Engine) -> None:
+    clock = _CountingClock()
+    audit = AuditLog(engine, KEY, LedgerSettings(detached_max_wait_ms=1000), clock=clock)
+
+    async def main() -> tuple[bool, int, float]:
+        t0 = time.monotonic()
+        held = audit.record_detached(ev(0))
+        await asyncio.sleep(0.05)
+        assert not held.done()  # nobody waits for it: held back
+        receipt = await audit.arecord(ev(1))  # a caller waits: the hold ends now, not at 1 s
+        elapsed = time.monotonic() - t0
+        await asyncio.sleep(0)
+        return held.done(), receipt.seq, elapsed
+
+    try:
+        done, seq, elapsed = asyncio.run(main())
+        assert done and seq == 1 and elapsed < 0.8
+        assert clock.reads == 1  # both went into the waited-for event's commit
+
+        async def hold_one() -> None:
+            audit.record_detached(ev(2))
+
+        asyncio.run(hold_one())
+        t0 = time.monotonic()
+        audit.close()  # commits the held event now
+        assert time.monotonic() - t0 < 0.8
+        assert audit.size() == 3 and audit.verify().ok
+    finally:
+        audit.close()
+
+
+def test_no_detached_wait_commits_at_once(engine: Engine) -> None:
+    audit = AuditLog(engine, KEY, LedgerSettings(detached_max_wait_ms=0))
+
+    async def main() -> int:
+        return (await asyncio.wait_for(audit.record_detached(ev(0)), 10))[0].seq
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        audit.close()

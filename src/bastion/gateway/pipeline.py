@@ -123,6 +123,8 @@ class Gateway(CallRecorder):
         self.draining = False
         #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
         self._record_future = getattr(components.audit, "record_future", None)
+        #: the same for a write nobody waits for (durable_audit: false): the writer may batch it
+        self._record_later = getattr(components.audit, "record_detached", None) or self._record_future
         self._deadlines = LedgerDeadlines()
         self.allowed_hosts = tuple(settings.guards.allowed_hosts)
         self._output_context = ScanContext(direction=Direction.OUTPUT, allowed_hosts=self.allowed_hosts)

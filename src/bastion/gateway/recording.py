@@ -89,6 +89,8 @@ class CallRecorder:
     _background: set[asyncio.Future[Any]]
     #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
     _record_future: Callable[[AuditEvent], asyncio.Future[Any]] | None
+    #: the same for writes nobody waits for (``durable_audit: false``): the writer may batch them
+    _record_later: Callable[[AuditEvent], asyncio.Future[Any]] | None
     #: fails a durable write's future after ``_RECORD_TIMEOUT_S`` (the call then answers 503)
     _deadlines: LedgerDeadlines
 
@@ -135,8 +137,8 @@ class CallRecorder:
             if self._record_future is not None:
                 return await self._record_durable(event, self._record_future)
             return await asyncio.shield(self._record_quiet(event))
-        if self._record_future is not None:
-            self._record_detached(event, self._record_future)
+        if self._record_later is not None:
+            self._record_detached(event, self._record_later)
         else:
             self._spawn(self._record_quiet(event))
         return True
