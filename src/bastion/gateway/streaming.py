@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -71,13 +71,14 @@ async def stream_call(
     call.steps.append("upstream")
     guard = gw.guards.stream(target, context) if gw.guards.has_output else None
     relay = _Relay(gw, send, call, kind, guard, want_usage, allow_lp, t_up)
-    pump = asyncio.ensure_future(relay.run(up))
+    # The relay runs in this task (no task of its own, no shield): the watcher cancels it when the
+    # caller disconnects, until the call completes. A cancellation from elsewhere (a server that
+    # gives up on its tasks at shutdown) ends the relay the same way: its ledger event is still
+    # written (outcome cancelled), then the cancellation goes on.
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
-    watcher.add_done_callback(relay.on_disconnect(pump))
+    watcher.add_done_callback(relay.on_disconnect)
     try:
-        # The pump is the only thing cancelled (by the watcher, on a disconnect, until the call
-        # completes); shielded, so a cancelled ASGI task does not cut its ledger event short.
-        await asyncio.shield(pump)
+        await relay.run(up)
     finally:
         watcher.cancel()
 
@@ -108,42 +109,40 @@ class _Relay:
         self.usage: tuple[int, int] | None = None
         self.started = False
         self.disconnected = False
-        #: the upstream part is over; a disconnect no longer cancels the relay (nothing else does)
+        #: the upstream part is over; a disconnect no longer cancels the relay
         self.completing = False
+        #: the task the relay runs in (what a disconnect cancels)
+        self.task = asyncio.current_task()
         #: the payloads sent, kept only for encrypted content recording
         self.sent: list[bytes] | None = [] if call.prompt_body is not None else None
 
-    def on_disconnect(self, pump: asyncio.Future[None]) -> Callable[[asyncio.Future[None]], None]:
+    def on_disconnect(self, watcher: asyncio.Future[None]) -> None:
         """The watcher's done callback: cancel the relay if the caller left before it completed."""
+        if watcher.cancelled() or watcher.exception() is not None or self.completing:
+            return
+        assert self.task is not None
+        self.disconnected = True
+        self.task.cancel()
 
-        def disconnected(watcher: asyncio.Future[None]) -> None:
-            if watcher.cancelled() or watcher.exception() is not None or pump.done():
-                return
-            if not self.completing:
-                self.disconnected = True
-                pump.cancel()
-
-        return disconnected
-
-    def _frame(self, payload: bytes, out: list[bytes]) -> None:
-        """Account for ``payload`` (digest, recorded content) and queue its event in ``out``."""
-        self.sha.update(payload)
+    async def _send_events(self, out: list[bytes]) -> None:
+        """Send the queued payloads as events in one write, accounting for them (digest, recorded
+        content): the digest of the payloads one after the other, whatever the batches."""
+        if len(out) == 1:
+            self.sha.update(out[0])
+            body = b"data: " + out[0] + b"\n\n"
+        else:
+            self.sha.update(b"".join(out))
+            body = b"data: " + b"\n\ndata: ".join(out) + b"\n\n"
         if self.sent is not None:
-            self.sent.append(payload)
-        out.append(b"data: " + payload + b"\n\n")
+            self.sent.extend(out)
+        await self._write(body)
 
-    async def _write(self, out: list[bytes], *, more: bool = True) -> None:
-        """Send the queued events in one write (the response head first, once)."""
+    async def _write(self, body: bytes, *, more: bool = True) -> None:
+        """Send ``body`` (the response head first, once)."""
         if not self.started:
             self.started = True
             await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        await self.send(
-            {
-                "type": "http.response.body",
-                "body": out[0] if len(out) == 1 else b"".join(out),
-                "more_body": more,
-            }
-        )
+        await self.send({"type": "http.response.body", "body": body, "more_body": more})
 
     async def run(self, up: Any) -> None:
         call, gw = self.call, self.gw
@@ -163,11 +162,15 @@ class _Relay:
         except asyncio.CancelledError:
             tag, outcome = EventTag.GATEWAY_REQUEST_FAILED, "cancelled"
             call.reasons.append("client disconnected" if self.disconnected else "cancelled")
+            if self.disconnected and self.task is not None:
+                self.task.uncancel()  # the relay's own cancellation, handled here
         finally:
-            self.completing = True  # from here on nothing cancels this task
+            self.completing = True  # from here on the watcher cancels nothing
             with contextlib.suppress(Exception):
                 await up.aclose()
         await self._complete(tag, outcome, error)
+        if outcome == "cancelled" and not self.disconnected:
+            raise asyncio.CancelledError  # cancelled from elsewhere: recorded, and it goes on
 
     async def _complete(self, tag: EventTag, outcome: str, error: ApiError | None) -> None:
         call, gw = self.call, self.gw
@@ -185,7 +188,7 @@ class _Relay:
         if self.sent is not None:
             call.response_body = b"\n".join(self.sent)
         call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
-        # not cancellable any more (``completing``): a disconnect now cannot skip the ledger event
+        # a disconnect cancels nothing any more (``completing``): it cannot skip the ledger event
         durable = await _settle(gw, call, tag, outcome)
         if outcome == "cancelled":
             return
@@ -200,7 +203,7 @@ class _Relay:
                     return
                 await self.send({"type": "http.response.body", "body": b"data: " + error.body() + b"\n\n"})
             else:
-                await self._write([b"data: [DONE]\n\n"], more=False)
+                await self._write(b"data: [DONE]\n\n", more=False)
         except OSError:
             pass
 
@@ -211,31 +214,31 @@ class _Relay:
         (a block, an invalid event) are still sent, in order, as they were when sent one by one.
         """
         call = self.call
-        batches = up.batches() if hasattr(up, "batches") else _one_by_one(up.events())
-        async for batch in batches:
+        next_batch = up.next_batch if hasattr(up, "next_batch") else _OneByOne(up.events()).next_batch
+        chunk = self._chunk
+        while (batch := await next_batch()) is not None:
             if call.ttfb_us is None:
                 call.ttfb_us = int((time.perf_counter() - self.t_up) * 1_000_000)
                 self.gw.metrics.upstream_latency.labels(call.upstream).observe(call.ttfb_us / 1e6)
-            out: list[bytes] = []
+            out: list[bytes] = []  # the payloads to send
             try:
                 for payload in batch:
                     if payload == b"[DONE]":
                         self._flush_guard(out)
                         if out:
-                            await self._write(out)
+                            await self._send_events(out)
                         return True
-                    self._chunk(payload, out)
+                    chunk(payload, out)
             except (_Blocked, UpstreamError):
                 if out:
-                    await self._write(out)
+                    await self._send_events(out)
                 raise
             if out:
-                await self._write(out)
+                await self._send_events(out)
         return False
 
     def _chunk(self, payload: bytes, out: list[bytes]) -> None:
         """Check one upstream event, guard it, and queue what the caller gets in ``out``."""
-        call = self.call
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -244,26 +247,30 @@ class _Relay:
             raise UpstreamError("the upstream sent an invalid stream event", status=502)
         if "error" in obj:
             raise UpstreamError("the upstream reported an error mid-stream", status=502)
-        usage = wire.usage_of(obj)
+        usage = wire.usage_of(obj) if "usage" in obj else None
         if usage is not None:
             self.usage = usage
         choices = obj.get("choices")
         if not choices:
             if usage is not None and not self.want_usage:
                 return
-            self._frame(payload, out)
+            out.append(payload)
             return
-        changed = False
-        if not self.allow_lp:
-            changed = wire.strip_logprobs(obj)
-        if obj.get("model") != call.model:
-            obj["model"] = call.model
-            changed = True
+        if not isinstance(choices, list):  # not something to guard, count or pass on as it is
+            raise UpstreamError("the upstream sent an invalid stream event", status=502)
+        model = self.call.model
+        changed = obj.get("model") != model
+        if changed:
+            obj["model"] = model
         if self.guard is not None:
+            if not self.allow_lp:
+                changed = wire.strip_logprobs(obj) or changed
             changed = self._guard_chunk(obj, choices) or changed
         else:
-            self.chars += _chunk_chars(choices, self.kind)
-        self._frame(orjson.dumps(obj) if changed else payload, out)
+            n, stripped = _scan_plain(choices, self.kind, not self.allow_lp)
+            self.chars += n
+            changed = stripped or changed
+        out.append(orjson.dumps(obj) if changed else payload)
 
     def _guard_chunk(self, obj: dict[str, Any], choices: list[Any]) -> bool:
         """Feed each text of the chunk to the guard; rewrite what it holds back or redacts."""
@@ -315,20 +322,33 @@ class _Relay:
                 "model": self.call.model,
                 "choices": [choice],
             }
-            self._frame(orjson.dumps(obj), out)
+            out.append(orjson.dumps(obj))
 
 
 async def _settle(gw: Gateway, call: Call, tag: EventTag, outcome: str) -> bool:
-    """Charge the call's tokens (best effort), then record its ledger event and metrics."""
-    with contextlib.suppress(Exception):
-        await gw.charge(call)
+    """Charge the call's tokens (best effort), then record its ledger event and metrics. A
+    cancellation while charging does not skip the event: it is recorded, then the cancellation
+    goes on (the event is handed to the ledger before ``_finish`` first waits)."""
+    try:
+        with contextlib.suppress(Exception):
+            await gw.charge(call)
+    except asyncio.CancelledError:
+        await gw._finish(call, tag, outcome)
+        raise
     return await gw._finish(call, tag, outcome)
 
 
-async def _one_by_one(events: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+class _OneByOne:
     """Batches of one, for upstreams that only yield events one at a time."""
-    async for payload in events:
-        yield [payload]
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        self._events = events
+
+    async def next_batch(self) -> list[bytes] | None:
+        try:
+            return [await anext(self._events)]
+        except StopAsyncIteration:
+            return None
 
 
 def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
@@ -371,12 +391,22 @@ def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str,
 
 
 def _chunk_chars(choices: list[Any], kind: str) -> int:
+    """The characters of text in a chunk's choices (the texts :func:`_chunk_refs` names)."""
+    return _scan_plain(choices, kind, False)[0]
+
+
+def _scan_plain(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
     """The characters of text in a chunk's choices (the texts :func:`_chunk_refs` names), counted
-    without building its references: this runs for every event of every unguarded stream."""
+    without building its references, and with ``strip`` their log-probabilities removed (whether
+    there were any): this runs for every event of every unguarded stream."""
     n = 0
+    stripped = False
     for ch in choices:
         if not isinstance(ch, dict):
             continue
+        if strip and ch.get("logprobs") is not None:
+            ch["logprobs"] = None
+            stripped = True
         if kind == "completions":
             text = ch.get("text")
             if isinstance(text, str):
@@ -389,10 +419,10 @@ def _chunk_chars(choices: list[Any], kind: str) -> int:
         if isinstance(content, str):
             n += len(content)
         calls = delta.get("tool_calls")
-        if isinstance(calls, list):
+        if calls is not None and isinstance(calls, list):
             for tc in calls:
                 fn = tc.get("function") if isinstance(tc, dict) else None
                 args = fn.get("arguments") if isinstance(fn, dict) else None
                 if isinstance(args, str):
                     n += len(args)
-    return n
+    return n, stripped

@@ -231,63 +231,92 @@ class HttpUpstream:
         await self.pool.aclose()
 
 
+def _parse_events(buf: bytes, data: list[bytes]) -> tuple[list[bytes], bytes]:
+    """Parse the complete lines in ``buf``: the payloads of the events they complete, and the rest
+    (the start of a line). ``data`` holds the ``data:`` lines of an event not complete yet, in and out.
+
+    Multi-line data is joined with ``\n``; other fields (``event:``, ``id:``, ``retry:``) and comments
+    are ignored; ``\r\n`` line ends are tolerated. The common answer, events of one ``data:`` line
+    each separated by ``\n\n``, takes a shorter path with the same result.
+    """
+    out: list[bytes] = []
+    if not data and b"\r" not in buf:
+        cut = buf.rfind(b"\n\n")
+        if cut >= 0:
+            head = buf[:cut]
+            blocks = head.split(b"\n\n")
+            if head.count(b"\n") == 2 * len(blocks) - 2:  # every block is one line (or none)
+                for block in blocks:
+                    if block[:5] == b"data:":
+                        out.append(block[5:].lstrip(b" "))
+                buf = buf[cut + 2 :]
+    *lines, rest = buf.split(b"\n")
+    for raw in lines:
+        line = raw.rstrip(b"\r")
+        if not line:
+            if data:
+                out.append(b"\n".join(data))
+                data.clear()
+            continue
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        # other fields (event:, id:, retry:) and comments are ignored
+    return out, rest
+
+
 class _HttpStream:
+    """An open streamed answer: its server-sent events, parsed as the provider's bytes arrive."""
+
     def __init__(self, upstream: HttpUpstream, reply: Reply) -> None:
         self._up = upstream
         self._reply = reply
+        self._time = asyncio.get_running_loop().time
+        self._deadline = self._time() + upstream.cfg.total_timeout_s
+        self._buf = b""  # the start of a line not complete yet
+        self._data: list[bytes] = []  # the data: lines of an event not complete yet
 
     async def events(self) -> AsyncIterator[bytes]:
-        async for batch in self.batches():
+        while (batch := await self.next_batch()) is not None:
             for payload in batch:
                 yield payload
 
-    async def batches(self) -> AsyncIterator[list[bytes]]:
-        """The payloads of the events, grouped by the read from the provider that completed them.
+    async def next_batch(self) -> list[bytes] | None:
+        """The payloads of the events that the next read from the provider completed (never empty),
+        or None at the answer's end.
 
         Every line already buffered is parsed without waiting, so the relay can send what one read
-        brought in one write; the timeouts cover only the waits for more bytes.
+        brought in one write; the timeouts cover only the waits for more bytes. A plain coroutine,
+        not an async generator: a generator the relay leaves at ``[DONE]`` cost a finalizer task.
         """
-        cfg = self._up.cfg
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + cfg.total_timeout_s
-        reply = self._reply
-        buf = b""
-        data: list[bytes] = []
+        up = self._up
+        buf = self._buf
         try:
             while True:
-                if b"\n" not in buf:
-                    # The deadline covers the wait for a whole line, not just the next byte.
-                    line_deadline = min(loop.time() + cfg.timeout_s, deadline)
-                    while b"\n" not in buf:
-                        chunk = await reply.read_some(line_deadline)
-                        if not chunk:
-                            if buf.strip() or data:
-                                raise UpstreamError("upstream stream ended mid-event", status=502)
-                            self._up.breaker.success()
-                            return
-                        buf += chunk
-                        if len(buf) > MAX_EVENT_BYTES:
-                            raise UpstreamError("upstream sent an oversized stream event", status=502)
-                *lines, buf = buf.split(b"\n")
-                out: list[bytes] = []
-                for raw in lines:
-                    line = raw.rstrip(b"\r")
-                    if not line:
-                        if data:
-                            out.append(b"\n".join(data))
-                            data = []
-                        continue
-                    if line.startswith(b"data:"):
-                        data.append(line[5:].lstrip(b" "))
-                    # other fields (event:, id:, retry:) and comments are ignored
+                # The deadline covers the wait for a whole line, not just the next byte.
+                line_deadline = min(self._time() + up.cfg.timeout_s, self._deadline)
+                while b"\n" not in buf:
+                    chunk = await self._reply.read_some(line_deadline)
+                    if not chunk:
+                        if buf.strip() or self._data:
+                            raise UpstreamError("upstream stream ended mid-event", status=502)
+                        self._buf = b""
+                        up.breaker.success()
+                        return None
+                    buf += chunk
+                    if len(buf) > MAX_EVENT_BYTES:
+                        raise UpstreamError("upstream sent an oversized stream event", status=502)
+                out, buf = _parse_events(buf, self._data)
                 if out:
-                    yield out
+                    self._buf = buf
+                    if b"[DONE]" in out:  # the answer is complete (the relay reads no further)
+                        up.breaker.success()
+                    return out
         except TimeoutError as e:
-            self._up.breaker.failure()
-            raise UpstreamError(f"upstream {self._up.name!r} timed out mid-stream", status=504) from e
+            up.breaker.failure()
+            raise UpstreamError(f"upstream {up.name!r} timed out mid-stream", status=504) from e
         except TransportError as e:
-            self._up.breaker.failure()
-            raise UpstreamError(f"upstream {self._up.name!r} stream broke", status=502) from e
+            up.breaker.failure()
+            raise UpstreamError(f"upstream {up.name!r} stream broke", status=502) from e
 
     async def aclose(self) -> None:
         # an unfinished answer closes its connection (cancels upstream work); a finished one is pooled

@@ -1,0 +1,150 @@
+"""The streamed relay's parsing: server-sent events read from a provider in arbitrary pieces give the
+same payloads, in the same batches, as the plain line-by-line parser; the one-pass handling of an
+unguarded chunk counts and strips exactly what the general helpers do."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bastion.errors import UpstreamError
+from bastion.gateway import wire
+from bastion.gateway.streaming import _chunk_chars, _scan_plain
+from bastion.gateway.upstream import CircuitBreaker, _HttpStream
+
+
+def _reference(reads: list[bytes]) -> tuple[list[list[bytes]], str]:
+    """The batches the line-by-line parser gives for ``reads`` (one batch per read that completes an
+    event), and how the answer ends ("end" or "mid-event")."""
+    buf = b""
+    data: list[bytes] = []
+    batches: list[list[bytes]] = []
+    for piece in [*reads, b""]:
+        if not piece:
+            return batches, ("mid-event" if buf.strip() or data else "end")
+        buf += piece
+        if b"\n" not in buf:
+            continue
+        *lines, buf = buf.split(b"\n")
+        out = []
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line:
+                if data:
+                    out.append(b"\n".join(data))
+                    data = []
+                continue
+            if line.startswith(b"data:"):
+                data.append(line[5:].lstrip(b" "))
+        if out:
+            batches.append(out)
+    raise AssertionError("unreachable")
+
+
+class _Reply:
+    def __init__(self, reads: list[bytes]) -> None:
+        self.reads = list(reads)
+
+    async def read_some(self, deadline: float, max_bytes: int = 0) -> bytes:
+        return self.reads.pop(0) if self.reads else b""
+
+    def close(self) -> None:
+        pass
+
+
+class _Cfg:
+    timeout_s = 30.0
+    total_timeout_s = 600.0
+
+
+class _Upstream:
+    name = "u"
+    cfg = _Cfg()
+
+    def __init__(self) -> None:
+        self.breaker = CircuitBreaker(3, 60.0)
+
+
+async def _parsed(reads: list[bytes]) -> tuple[list[list[bytes]], str]:
+    stream = _HttpStream(_Upstream(), _Reply(reads))  # type: ignore[arg-type]
+    batches = []
+    try:
+        while (batch := await stream.next_batch()) is not None:
+            assert batch, "a batch is never empty"
+            batches.append(batch)
+    except UpstreamError as e:
+        return batches, ("mid-event" if e.message == "upstream stream ended mid-event" else e.message)
+    return batches, "end"
+
+
+payload = st.one_of(
+    st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
+    st.sampled_from([b'{"a":1}', b"[DONE]", b"", b" x", b"data: y"]),
+)
+line = st.one_of(
+    payload.map(lambda p: b"data: " + p),
+    payload.map(lambda p: b"data:" + p),
+    st.sampled_from([b": comment", b"event: x", b"id: 7", b"retry: 10", b"data", b""]),
+)
+eol = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n", b"\r"])
+# mostly the common shape (one data line, then a blank line), sometimes anything
+event = st.one_of(
+    st.tuples(payload, eol).map(lambda t: b"data: " + t[0] + b"\n\n"),
+    st.lists(st.tuples(line, eol), min_size=1, max_size=4).map(lambda ls: b"".join(a + b for a, b in ls)),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(event, max_size=10), st.lists(st.integers(0, 400), max_size=6))
+def test_events_parse_as_line_by_line_whatever_the_reads(events: list[bytes], cuts: list[int]) -> None:
+    body = b"".join(events)
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    reads = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True) if body[a:b]]
+    assert asyncio.run(_parsed(reads)) == _reference(reads)
+
+
+def test_a_complete_answer_closes_a_half_open_breaker() -> None:
+    up = _Upstream()
+    up.breaker.failures, up.breaker.opened_at, up.breaker._trial = 3, 0.0, True  # the trial call
+    reads = [b'data: {"a":1}\n\n', b"data: [DONE]\n\n"]
+
+    async def relay_until_done() -> None:
+        stream = _HttpStream(up, _Reply(reads))  # type: ignore[arg-type]
+        while (batch := await stream.next_batch()) is not None:
+            if b"[DONE]" in batch:
+                return  # the relay reads no further than [DONE]
+        pytest.fail("no [DONE]")
+
+    asyncio.run(relay_until_done())
+    assert up.breaker.state == "closed" and up.breaker.failures == 0
+
+
+junk = st.one_of(st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=2))
+text = st.one_of(st.text(max_size=8), junk)
+function = st.one_of(st.fixed_dictionaries({"arguments": text}), junk)
+tool_call = st.one_of(st.fixed_dictionaries({"index": st.integers(0, 3), "function": function}), junk)
+delta = st.one_of(
+    st.fixed_dictionaries({}, optional={"content": text, "tool_calls": st.one_of(st.lists(tool_call), junk)}),
+    junk,
+)
+logprobs = st.one_of(st.none(), st.just({"content": [{"token": "a", "logprob": -0.1}]}), st.integers())
+choice = st.one_of(
+    st.fixed_dictionaries({"index": st.integers(0, 3)}, optional={"delta": delta, "logprobs": logprobs}),
+    st.fixed_dictionaries({"text": text}, optional={"logprobs": logprobs}),
+    junk,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(choice, max_size=4), st.sampled_from(["chat", "completions"]), st.booleans())
+def test_one_pass_counts_and_strips_as_the_helpers(choices: list[Any], kind: str, strip: bool) -> None:
+    expected = copy.deepcopy(choices)
+    chars = _chunk_chars(expected, kind)
+    stripped = wire.strip_logprobs({"choices": expected}) if strip else False
+    assert _scan_plain(choices, kind, strip) == (chars, stripped)
+    assert choices == expected
