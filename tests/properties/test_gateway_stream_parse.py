@@ -148,3 +148,11 @@ def test_one_pass_counts_and_strips_as_the_helpers(choices: list[Any], kind: str
     stripped = wire.strip_logprobs({"choices": expected}) if strip else False
     assert _scan_plain(choices, kind, strip) == (chars, stripped)
     assert choices == expected
+
+
+def test_an_event_of_endless_data_lines_is_refused_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size cap holds for an event spread over many ``data:`` lines, not just one long line."""
+    monkeypatch.setattr("bastion.gateway.upstream.MAX_EVENT_BYTES", 1000)
+    reads = [b"data: " + b"x" * 90 + b"\n" for _ in range(50)]  # 4.5 KB, no blank line
+    batches, end = asyncio.run(_parsed(reads))
+    assert batches == [] and end == "upstream sent an oversized stream event"

@@ -306,6 +306,9 @@ class _HttpStream:
                     if len(buf) > MAX_EVENT_BYTES:
                         raise UpstreamError("upstream sent an oversized stream event", status=502)
                 out, buf = _parse_events(buf, self._data)
+                if self._data and sum(map(len, self._data)) > MAX_EVENT_BYTES:
+                    # an event of many data: lines that never ends would otherwise grow without bound
+                    raise UpstreamError("upstream sent an oversized stream event", status=502)
                 if out:
                     self._buf = buf
                     if b"[DONE]" in out:  # the answer is complete (the relay reads no further)
