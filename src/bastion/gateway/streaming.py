@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
 
 from bastion.detectors.interface import ScanContext
 from bastion.domain.events import EventTag
@@ -28,6 +29,8 @@ from bastion.gateway.errors import ApiError
 from bastion.gateway.pipeline import Gateway, Receive, Scope, Send
 from bastion.gateway.upstream import UpstreamStatusError
 from bastion.services.guard import GuardTarget, StreamGuard
+
+log = structlog.get_logger("bastion.gateway")
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -164,6 +167,11 @@ class _Relay:
             call.reasons.append("client disconnected" if self.disconnected else "cancelled")
             if self.disconnected and self.task is not None:
                 self.task.uncancel()  # the relay's own cancellation, handled here
+        except Exception as e:  # noqa: BLE001  anything else (a failed write, a bug): still one event
+            log.error("stream_relay_failed", route=call.route, model=call.model, error=type(e).__name__)
+            tag, outcome = EventTag.GATEWAY_REQUEST_FAILED, "error"
+            error = ApiError(502, "the stream failed in the gateway", "upstream_error")
+            call.reasons.append(f"relay failed: {type(e).__name__}")
         finally:
             self.completing = True  # from here on the watcher cancels nothing
             with contextlib.suppress(Exception):

@@ -34,8 +34,11 @@ def bad() -> Iterator[BadUpstream]:
         yield b
 
 
-async def _call(bad: BadUpstream, *, disconnect: bool) -> tuple[MemoryAudit, asyncio.Task[None], int]:
-    """Start a slow streamed call; once its first events are sent, disconnect or cancel it."""
+async def _call(
+    bad: BadUpstream, *, disconnect: bool = False, fail_write: bool = False
+) -> tuple[MemoryAudit, asyncio.Task[None], int]:
+    """Start a slow streamed call; once its first events are sent, disconnect or cancel it (or, with
+    ``fail_write``, let its next write fail)."""
     ups = {"slow": {"base_url": bad.base("slowstream"), "timeout_s": 5.0, "total_timeout_s": 30.0}}
     models = {"slow": {"upstream": "slow", "attributes": {"team": "shared"}}}
     settings = gateway_settings(upstreams=ups, models=models, egress_allowlist=["127.0.0.1"])
@@ -60,6 +63,8 @@ async def _call(bad: BadUpstream, *, disconnect: bool) -> tuple[MemoryAudit, asy
 
     async def send(msg: MutableMapping[str, Any]) -> None:
         if msg["type"] == "http.response.body":
+            if fail_write and bodies:
+                raise OSError("the socket broke")
             bodies.append(msg["body"])
             first_events.set()
 
@@ -82,7 +87,7 @@ async def _call(bad: BadUpstream, *, disconnect: bool) -> tuple[MemoryAudit, asy
     await asyncio.wait_for(first_events.wait(), 5)
     if disconnect:
         gone.set()
-    else:
+    elif not fail_write:
         task.cancel()
     await asyncio.wait([task], timeout=5)
     assert task.done()
@@ -113,4 +118,13 @@ def test_a_cancelled_call_is_recorded_and_stays_cancelled(bad: BadUpstream) -> N
     [event] = audit.events
     assert event.tag is EventTag.GATEWAY_REQUEST_FAILED and event.outcome == "cancelled"
     assert event.attributes["status"] == 499
+    _wait_closed(bad, before)
+
+
+def test_a_relay_that_fails_unexpectedly_still_records_its_one_event(bad: BadUpstream) -> None:
+    audit, task, before = asyncio.run(_call(bad, fail_write=True))
+    assert not task.cancelled() and task.exception() is None
+    [event] = audit.events
+    assert event.tag is EventTag.GATEWAY_REQUEST_FAILED and event.outcome == "error"
+    assert "relay failed: OSError" in event.attributes["reasons"]  # type: ignore[operator]
     _wait_closed(bad, before)
