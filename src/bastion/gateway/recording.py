@@ -126,12 +126,22 @@ class CallRecorder:
         m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
         m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
         content_on = call.prompt_body is not None and call.auth is not None and self.c.content is not None
-        if content_on and not await asyncio.shield(self._record_content(call)):
-            # fail closed: the caller gets a 503, and this is the call's one ledger event
-            call.status = 503
-            await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
-            call.recorded = True
-            return False
+        if content_on:
+            seal = asyncio.ensure_future(self._record_content(call))
+            try:
+                sealed = await asyncio.shield(seal)
+            except asyncio.CancelledError:
+                # cancelled while sealing (a server giving up at shutdown): the call still gets its
+                # one ledger event, once the seal has settled
+                call.recorded = True
+                self._spawn(self._record_after_seal(seal, call))
+                raise
+            if not sealed:
+                # fail closed: the caller gets a 503, and this is the call's one ledger event
+                call.status = 503
+                await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
+                call.recorded = True
+                return False
         event = call.event(tag, outcome)
         if self.settings.durable_audit:
             if self._record_future is not None:
@@ -186,6 +196,14 @@ class CallRecorder:
             log.error("audit_record_failed", tag=event.tag.value, error=type(e).__name__)
             return False
         return True
+
+    async def _record_after_seal(self, seal: asyncio.Future[bool], call: Call) -> None:
+        """The ledger event of a call cancelled while its content was being sealed: no answer went
+        out (status 499); the content's digests, or that sealing failed, as the seal ended."""
+        await seal
+        call.status = 499
+        call.reasons.append("cancelled")
+        await self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "cancelled"))
 
     async def _record_content(self, call: Call) -> bool:
         """Seal the call's prompt and response (``crypto.record_content``); False when that failed."""
