@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bastion.errors import UpstreamError
 from bastion.gateway import wire
 from bastion.gateway.streaming import _chunk_chars, _scan_plain
-from bastion.gateway.upstream import CircuitBreaker, _HttpStream
+from support.sse import ScriptedUpstream, scripted_stream
 
 
 def _reference(reads: list[bytes]) -> tuple[list[list[bytes]], str]:
@@ -46,32 +46,8 @@ def _reference(reads: list[bytes]) -> tuple[list[list[bytes]], str]:
     raise AssertionError("unreachable")
 
 
-class _Reply:
-    def __init__(self, reads: list[bytes]) -> None:
-        self.reads = list(reads)
-
-    async def read_some(self, deadline: float, max_bytes: int = 0) -> bytes:
-        return self.reads.pop(0) if self.reads else b""
-
-    def close(self) -> None:
-        pass
-
-
-class _Cfg:
-    timeout_s = 30.0
-    total_timeout_s = 600.0
-
-
-class _Upstream:
-    name = "u"
-    cfg = _Cfg()
-
-    def __init__(self) -> None:
-        self.breaker = CircuitBreaker(3, 60.0)
-
-
 async def _parsed(reads: list[bytes]) -> tuple[list[list[bytes]], str]:
-    stream = _HttpStream(_Upstream(), _Reply(reads))  # type: ignore[arg-type]
+    stream = scripted_stream(reads)
     batches = []
     try:
         while (batch := await stream.next_batch()) is not None:
@@ -109,12 +85,12 @@ def test_events_parse_as_line_by_line_whatever_the_reads(events: list[bytes], cu
 
 
 def test_a_complete_answer_closes_a_half_open_breaker() -> None:
-    up = _Upstream()
+    up = ScriptedUpstream()
     up.breaker.failures, up.breaker.opened_at, up.breaker._trial = 3, 0.0, True  # the trial call
     reads = [b'data: {"a":1}\n\n', b"data: [DONE]\n\n"]
 
     async def relay_until_done() -> None:
-        stream = _HttpStream(up, _Reply(reads))  # type: ignore[arg-type]
+        stream = scripted_stream(reads, up)
         while (batch := await stream.next_batch()) is not None:
             if b"[DONE]" in batch:
                 return  # the relay reads no further than [DONE]

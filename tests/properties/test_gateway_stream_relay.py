@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bastion.errors import UpstreamError
 from bastion.gateway.call import Call
 from bastion.gateway.streaming import _Relay
-from bastion.gateway.upstream import CircuitBreaker, _HttpStream
+from support.sse import scripted_stream
 
 
 class _Obs:
@@ -33,28 +33,6 @@ class _Metrics:
 
 class _Gateway:
     metrics = _Metrics()
-
-
-class _Cfg:
-    timeout_s = 30.0
-    total_timeout_s = 600.0
-
-
-class _Upstream:
-    name = "u"
-    cfg = _Cfg()
-    breaker = CircuitBreaker(3, 60.0)
-
-
-class _Reply:
-    def __init__(self, reads: list[bytes]) -> None:
-        self.reads = list(reads)
-
-    async def read_some(self, deadline: float, max_bytes: int = 0) -> bytes:
-        return self.reads.pop(0) if self.reads else b""
-
-    def close(self) -> None:
-        pass
 
 
 class _Events:
@@ -110,7 +88,7 @@ def test_the_reads_do_not_change_what_is_sent(
     reads = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True) if body[a:b]]
 
     async def both() -> tuple[tuple[bytes, Call], tuple[bytes, Call]]:
-        read = _HttpStream(_Upstream(), _Reply(reads))  # type: ignore[arg-type]
+        read = scripted_stream(reads)
         return (
             await _relay(read, allow_lp=allow_lp, want_usage=want_usage),
             await _relay(_Events(events), allow_lp=allow_lp, want_usage=want_usage),

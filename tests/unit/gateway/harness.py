@@ -122,6 +122,24 @@ def gateway_settings(**gateway: Any) -> Settings:
     return load_settings(None, gateway=gateway)
 
 
+def post_scope(path: str, key: str = "k") -> dict[str, Any]:
+    """The ASGI scope of a JSON ``POST path`` with bearer ``key``, for tests that call the app directly."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"authorization", b"Bearer " + key.encode()), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5555),
+        "server": ("127.0.0.1", 8000),
+        "scheme": "http",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+        "root_path": "",
+    }
+
+
 @contextlib.contextmanager
 def live_gateway(settings: Settings, **components: Any) -> Iterator[Live]:
     auth, audit, ready = FakeAuthenticator(), MemoryAudit(), Ready()

@@ -15,7 +15,15 @@ from bastion.domain.identity import Authentication, Role
 from bastion.gateway.asgi import create_gateway
 from bastion.gateway.deps import GatewayComponents
 
-from .harness import FakeAuthenticator, FakeAuthorizer, MemoryAudit, Ready, gateway_settings, principal
+from .harness import (
+    FakeAuthenticator,
+    FakeAuthorizer,
+    MemoryAudit,
+    Ready,
+    gateway_settings,
+    post_scope,
+    principal,
+)
 
 
 class SlowVault:
@@ -56,20 +64,7 @@ def test_a_call_cancelled_while_sealing_still_gets_its_event(fail: bool) -> None
             if msg["type"] == "http.response.start":
                 sent.append(msg["status"])
 
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/v1/chat/completions",
-            "raw_path": b"/v1/chat/completions",
-            "query_string": b"",
-            "headers": [(b"authorization", b"Bearer k"), (b"content-type", b"application/json")],
-            "client": ("127.0.0.1", 5555),
-            "server": ("127.0.0.1", 8000),
-            "scheme": "http",
-            "http_version": "1.1",
-            "asgi": {"version": "3.0"},
-            "root_path": "",
-        }
+        scope = post_scope("/v1/chat/completions")
         task = asyncio.ensure_future(app(scope, receive, send))
         await asyncio.wait_for(vault.started.wait(), 5)
         task.cancel()

@@ -24,6 +24,7 @@ from .harness import (
     MemoryAudit,
     Ready,
     gateway_settings,
+    post_scope,
     principal,
 )
 
@@ -68,20 +69,7 @@ async def _call(
             bodies.append(msg["body"])
             first_events.set()
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "headers": [(b"authorization", b"Bearer k"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-        "root_path": "",
-    }
+    scope = post_scope("/v1/chat/completions")
     before = bad.closed_early
     task = asyncio.ensure_future(app(scope, receive, send))
     await asyncio.wait_for(first_events.wait(), 5)
