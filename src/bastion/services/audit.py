@@ -293,7 +293,8 @@ class AuditLog:
                             break
                         if deadline is None:
                             deadline = time.monotonic() + self._max_wait_s
-                    assert deadline is not None  # nobody waits yet: held until the detached deadline
+                    # waited for: the group-commit wait set just above; detached: the hold set at the start
+                    assert deadline is not None
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
