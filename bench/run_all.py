@@ -21,6 +21,7 @@ BENCHES: dict[str, list[str]] = {
     "detectors": [PY, "bench/detectors_bench.py"],
     "crypto": [PY, "bench/crypto_bench.py", "--size-mb", "256", "--reps", "3"],
     "gateway": [PY, "bench/gateway_bench.py"],
+    "gateway_inproc": [PY, "bench/gateway_inproc.py", "--calls", "10000"],
     "scanners": [PY, "bench/scanners_bench.py"],
 }
 
