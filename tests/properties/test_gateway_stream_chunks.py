@@ -1,14 +1,17 @@
-"""The streamed relay's character count (used for token estimates when a provider sends no usage) is
-the length of exactly the texts the output guards would see in a chunk, whatever shape it has."""
+"""The streamed relay's one pass over an unguarded chunk: its character count (used for token
+estimates when a provider sends no usage) is the length of exactly the texts the output guards would
+see, whatever shape the chunk has, and it strips log-probabilities exactly as ``wire.strip_logprobs``."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.gateway.streaming import _chunk_chars, _chunk_refs
+from bastion.gateway import wire
+from bastion.gateway.streaming import _chunk_refs, _scan_plain
 
 junk = st.one_of(st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=2))
 # mostly well-formed (texts are strings), sometimes junk in any place
@@ -20,9 +23,12 @@ delta = st.one_of(
     st.fixed_dictionaries({}, optional={"content": text, "tool_calls": junk}),
     junk,
 )
+logprobs = st.one_of(st.none(), st.just({"content": [{"token": "a", "logprob": -0.1}]}), st.integers())
 choice = st.one_of(
-    st.fixed_dictionaries({"index": st.integers(0, 3), "delta": delta}),
-    st.fixed_dictionaries({"index": st.integers(0, 3), "text": text}, optional={"delta": delta}),
+    st.fixed_dictionaries({"index": st.integers(0, 3), "delta": delta}, optional={"logprobs": logprobs}),
+    st.fixed_dictionaries(
+        {"index": st.integers(0, 3), "text": text}, optional={"delta": delta, "logprobs": logprobs}
+    ),
     junk,
 )
 
@@ -39,4 +45,14 @@ def _by_refs(choices: list[Any], kind: str) -> int:
 @settings(max_examples=400, deadline=None)
 @given(st.lists(choice, max_size=4), st.sampled_from(["chat", "completions"]))
 def test_chunk_chars_counts_exactly_the_guarded_texts(choices: list[Any], kind: str) -> None:
-    assert _chunk_chars(choices, kind) == _by_refs(choices, kind)
+    assert _scan_plain(choices, kind, False)[0] == _by_refs(choices, kind)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(choice, max_size=4), st.sampled_from(["chat", "completions"]), st.booleans())
+def test_one_pass_counts_and_strips_as_the_helpers(choices: list[Any], kind: str, strip: bool) -> None:
+    expected = copy.deepcopy(choices)
+    chars = _by_refs(expected, kind)
+    stripped = wire.strip_logprobs({"choices": expected}) if strip else False
+    assert _scan_plain(choices, kind, strip) == (chars, stripped)
+    assert choices == expected

@@ -1,20 +1,15 @@
 """The streamed relay's parsing: server-sent events read from a provider in arbitrary pieces give the
-same payloads, in the same batches, as the plain line-by-line parser; the one-pass handling of an
-unguarded chunk counts and strips exactly what the general helpers do."""
+same payloads, in the same batches, as the plain line-by-line parser."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.errors import UpstreamError
-from bastion.gateway import wire
-from bastion.gateway.streaming import _chunk_chars, _scan_plain
 from support.sse import ScriptedUpstream, scripted_stream
 
 
@@ -98,32 +93,6 @@ def test_a_complete_answer_closes_a_half_open_breaker() -> None:
 
     asyncio.run(relay_until_done())
     assert up.breaker.state == "closed" and up.breaker.failures == 0
-
-
-junk = st.one_of(st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=2))
-text = st.one_of(st.text(max_size=8), junk)
-function = st.one_of(st.fixed_dictionaries({"arguments": text}), junk)
-tool_call = st.one_of(st.fixed_dictionaries({"index": st.integers(0, 3), "function": function}), junk)
-delta = st.one_of(
-    st.fixed_dictionaries({}, optional={"content": text, "tool_calls": st.one_of(st.lists(tool_call), junk)}),
-    junk,
-)
-logprobs = st.one_of(st.none(), st.just({"content": [{"token": "a", "logprob": -0.1}]}), st.integers())
-choice = st.one_of(
-    st.fixed_dictionaries({"index": st.integers(0, 3)}, optional={"delta": delta, "logprobs": logprobs}),
-    st.fixed_dictionaries({"text": text}, optional={"logprobs": logprobs}),
-    junk,
-)
-
-
-@settings(max_examples=600, deadline=None)
-@given(st.lists(choice, max_size=4), st.sampled_from(["chat", "completions"]), st.booleans())
-def test_one_pass_counts_and_strips_as_the_helpers(choices: list[Any], kind: str, strip: bool) -> None:
-    expected = copy.deepcopy(choices)
-    chars = _chunk_chars(expected, kind)
-    stripped = wire.strip_logprobs({"choices": expected}) if strip else False
-    assert _scan_plain(choices, kind, strip) == (chars, stripped)
-    assert choices == expected
 
 
 def test_an_event_of_endless_data_lines_is_refused_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:

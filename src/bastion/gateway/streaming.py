@@ -398,11 +398,6 @@ def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str,
     return out
 
 
-def _chunk_chars(choices: list[Any], kind: str) -> int:
-    """The characters of text in a chunk's choices (the texts :func:`_chunk_refs` names)."""
-    return _scan_plain(choices, kind, False)[0]
-
-
 def _scan_plain(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
     """The characters of text in a chunk's choices (the texts :func:`_chunk_refs` names), counted
     without building its references, and with ``strip`` their log-probabilities removed (whether
