@@ -57,6 +57,7 @@ async def _relay(up: Any, *, allow_lp: bool, want_usage: bool) -> tuple[bytes, C
     call.model, call.upstream, call.prompt_body = "alias", "u", b"{}"
     relay = _Relay(_Gateway(), send, call, "chat", None, want_usage, allow_lp, time.perf_counter())  # type: ignore[arg-type]
     assert await relay._relay(up)
+    sent.append(relay.tail)  # the events that came with [DONE]: _complete sends them
     call.response_sha256 = relay.sha.hexdigest()
     assert relay.sent is not None
     call.response_body = b"\n".join(relay.sent)

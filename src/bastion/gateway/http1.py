@@ -25,7 +25,7 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlencode, urlsplit
@@ -252,6 +252,8 @@ class Reply:
         self._headers = conn.headers
         encoding = conn.headers.get(b"content-encoding", b"identity").strip().lower()
         self._decoder = _decoder(encoding)
+        #: called once, just before :meth:`read_some` first has to wait for the provider (then cleared)
+        self.before_wait: Callable[[], None] | None = None
 
     def header(self, name: bytes) -> str | None:
         value = self._headers.get(name)
@@ -296,6 +298,9 @@ class Reply:
                     self._release()
                     return d.flush() if d is not None else b""
                 else:
+                    if self.before_wait is not None:
+                        hook, self.before_wait = self.before_wait, None
+                        hook()
                     await conn.wait(deadline)
                     continue
                 if data:  # compressed input may decode to nothing yet (a gzip header alone)

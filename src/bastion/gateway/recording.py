@@ -107,6 +107,12 @@ class CallRecorder:
             return False
         return True
 
+    def answer_waits_for_ledger(self, call: Call) -> bool:
+        """Whether recording ``call`` may still change its answer: with ``durable_audit`` the answer
+        waits for the event's commit (a failure is a 503), and so it does while sealed content is
+        recorded (whose failure is a 503 too). Otherwise the event is queued and nothing waits."""
+        return self.settings.durable_audit or call.prompt_body is not None
+
     async def _fail(self, send: Send, call: Call, e: ApiError) -> None:
         call.status = e.status
         if e.message not in call.reasons and e.status not in (400, 413, 422):

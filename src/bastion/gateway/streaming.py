@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -77,13 +78,19 @@ async def stream_call(
     # The relay runs in this task (no task of its own, no shield): the watcher cancels it when the
     # caller disconnects, until the call completes. A cancellation from elsewhere (a server that
     # gives up on its tasks at shutdown) ends the relay the same way: its ledger event is still
-    # written (outcome cancelled), then the cancellation goes on.
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
-    watcher.add_done_callback(relay.on_disconnect)
+    # written (outcome cancelled), then the cancellation goes on. The watcher (a task) starts only
+    # once the relay first waits for the provider: an answer that had arrived whole needs none.
+    watch = functools.partial(relay.watch, receive)
+    on_first_wait = getattr(up, "on_first_wait", None)  # an HTTP upstream's; others start it now
+    if on_first_wait is not None:
+        on_first_wait(watch)
+    else:
+        watch()
     try:
         await relay.run(up)
     finally:
-        watcher.cancel()
+        if relay.watcher is not None:
+            relay.watcher.cancel()
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -118,6 +125,16 @@ class _Relay:
         self.task = asyncio.current_task()
         #: the payloads sent, kept only for encrypted content recording
         self.sent: list[bytes] | None = [] if call.prompt_body is not None else None
+        #: cancels the relay when the caller disconnects (started by :meth:`watch`)
+        self.watcher: asyncio.Future[None] | None = None
+        #: the events that came with ``[DONE]``, accounted for, not sent yet (:meth:`_complete`)
+        self.tail = b""
+
+    def watch(self, receive: Receive) -> None:
+        """Start the disconnect watcher: from now on a caller that leaves cancels the relay."""
+        if self.watcher is None:
+            self.watcher = asyncio.ensure_future(_wait_disconnect(receive))
+            self.watcher.add_done_callback(self.on_disconnect)
 
     def on_disconnect(self, watcher: asyncio.Future[None]) -> None:
         """The watcher's done callback: cancel the relay if the caller left before it completed."""
@@ -127,9 +144,9 @@ class _Relay:
         self.disconnected = True
         self.task.cancel()
 
-    async def _send_events(self, out: list[bytes]) -> None:
-        """Send the queued payloads as events in one write, accounting for them (digest, recorded
-        content): the digest of the payloads one after the other, whatever the batches."""
+    def _events(self, out: list[bytes]) -> bytes:
+        """The queued payloads as events, accounted for (digest, recorded content): the digest of
+        the payloads one after the other, whatever the batches."""
         if len(out) == 1:
             self.sha.update(out[0])
             body = b"data: " + out[0] + b"\n\n"
@@ -138,7 +155,11 @@ class _Relay:
             body = b"data: " + b"\n\ndata: ".join(out) + b"\n\n"
         if self.sent is not None:
             self.sent.extend(out)
-        await self._write(body)
+        return body
+
+    async def _send_events(self, out: list[bytes]) -> None:
+        """Send the queued payloads as events in one write."""
+        await self._write(self._events(out))
 
     async def _write(self, body: bytes, *, more: bool = True) -> None:
         """Send ``body`` (the response head first, once)."""
@@ -196,6 +217,20 @@ class _Relay:
         if self.sent is not None:
             call.response_body = b"\n".join(self.sent)
         call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
+        tail, self.tail = self.tail, b""
+        if error is None and outcome == "allowed" and not gw.answer_waits_for_ledger(call):
+            # nothing the ledger does can change the answer: it ends in one write, then is recorded
+            try:
+                await self._write(tail + b"data: [DONE]\n\n", more=False)
+            except OSError:
+                pass
+            except Exception as e:  # noqa: BLE001  a failed write is no reason to lose the event
+                log.error("stream_relay_failed", route=call.route, model=call.model, error=type(e).__name__)
+            await _settle(gw, call, tag, outcome)
+            return
+        if tail:
+            with contextlib.suppress(OSError):
+                await self._write(tail)
         # a disconnect cancels nothing any more (``completing``): it cannot skip the ledger event
         durable = await _settle(gw, call, tag, outcome)
         if outcome == "cancelled":
@@ -233,8 +268,8 @@ class _Relay:
                 for payload in batch:
                     if payload == b"[DONE]":
                         self._flush_guard(out)
-                        if out:
-                            await self._send_events(out)
+                        if out:  # sent by _complete: with [DONE] itself when that need not wait
+                            self.tail = self._events(out)
                         return True
                     chunk(payload, out)
             except (_Blocked, UpstreamError):

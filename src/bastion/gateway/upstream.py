@@ -25,7 +25,7 @@ import asyncio
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -320,6 +320,12 @@ class _HttpStream:
         except TransportError as e:
             up.breaker.failure()
             raise UpstreamError(f"upstream {up.name!r} stream broke", status=502) from e
+
+    def on_first_wait(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once, just before this stream first has to wait for the provider: while what
+        was read already is relayed, nothing can be waited on (the relay's disconnect watcher starts
+        only when there is something to cancel)."""
+        self._reply.before_wait = hook
 
     async def aclose(self) -> None:
         # an unfinished answer closes its connection (cancels upstream work); a finished one is pooled

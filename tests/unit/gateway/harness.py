@@ -175,7 +175,8 @@ def _chunk(text: str) -> bytes:
 class BadUpstream:
     """A raw asyncio HTTP server; the first path segment picks the misbehaviour.
 
-    ok, fail500, garbage, hang, truncate, drip, slowstream, cookie (ok, setting a cookie), status<N>.
+    ok, fail500, garbage, hang, truncate, drip, slowstream, sse (a whole stream in one write), cookie
+    (ok, setting a cookie), status<N>.
     ``closed`` counts connections that the gateway closed while the server was still sending
     (cancellation reached upstream). ``heads`` holds each request's header block.
     """
@@ -277,6 +278,9 @@ class BadUpstream:
                 await w.drain()
                 await asyncio.sleep(0.2)
             return False
+        elif mode == "sse":
+            body = _chunk("Hello") + _chunk(" world") + b"data: [DONE]\n\n"
+            w.write(head(200, "text/event-stream", len(body)) + body)
         elif mode == "slowstream":
             w.write(head(200, "text/event-stream", None))
             try:
