@@ -228,9 +228,12 @@ class _Relay:
                 log.error("stream_relay_failed", route=call.route, model=call.model, error=type(e).__name__)
             await _settle(gw, call, tag, outcome)
             return
-        if tail:
+        if tail and not self.started:
+            # the first events are not held back for the ledger (time to first token); later ones
+            # go out with [DONE] (or the error) once the event is recorded, in one write
             with contextlib.suppress(OSError):
                 await self._write(tail)
+            tail = b""
         # a disconnect cancels nothing any more (``completing``): it cannot skip the ledger event
         durable = await _settle(gw, call, tag, outcome)
         if outcome == "cancelled":
@@ -244,9 +247,11 @@ class _Relay:
 
                     await send_json(self.send, error.status, error.body(), error.headers())
                     return
-                await self.send({"type": "http.response.body", "body": b"data: " + error.body() + b"\n\n"})
+                await self.send(
+                    {"type": "http.response.body", "body": tail + b"data: " + error.body() + b"\n\n"}
+                )
             else:
-                await self._write(b"data: [DONE]\n\n", more=False)
+                await self._write(tail + b"data: [DONE]\n\n", more=False)
         except OSError:
             pass
 

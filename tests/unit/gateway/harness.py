@@ -175,7 +175,7 @@ def _chunk(text: str) -> bytes:
 class BadUpstream:
     """A raw asyncio HTTP server; the first path segment picks the misbehaviour.
 
-    ok, fail500, garbage, hang, truncate, drip, slowstream, sse (a whole stream in one write), cookie
+    ok, fail500, garbage, hang, truncate, drip, slowstream, sse (a whole stream in one write), sse2 (in two), cookie
     (ok, setting a cookie), status<N>.
     ``closed`` counts connections that the gateway closed while the server was still sending
     (cancellation reached upstream). ``heads`` holds each request's header block.
@@ -281,6 +281,13 @@ class BadUpstream:
         elif mode == "sse":
             body = _chunk("Hello") + _chunk(" world") + b"data: [DONE]\n\n"
             w.write(head(200, "text/event-stream", len(body)) + body)
+        elif mode == "sse2":  # the first event, then the rest with [DONE] in a second write
+            w.write(head(200, "text/event-stream", None) + _chunk("Hello"))
+            await w.drain()
+            await asyncio.sleep(0.02)
+            w.write(_chunk(" world") + _chunk("!") + b"data: [DONE]\n\n")
+            await w.drain()
+            return False
         elif mode == "slowstream":
             w.write(head(200, "text/event-stream", None))
             try:

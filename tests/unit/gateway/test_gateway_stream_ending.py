@@ -2,7 +2,8 @@
 
 * ``durable_audit: false``: the events that came with ``[DONE]`` and ``[DONE]`` itself go out in one
   write, then the call is recorded; a write that fails still leaves the call's one ledger event.
-* ``durable_audit: true``: ``[DONE]`` goes out in a write of its own, only after the event is recorded.
+* ``durable_audit: true``: ``[DONE]`` goes out only after the event is recorded: in a write of its own
+  when the events that came with it are the answer's first (they are not held back), else with them.
 * The disconnect watcher starts only once the relay has to wait for the provider: an answer that had
   arrived whole is relayed without asking the server about the caller again.
 """
@@ -114,6 +115,20 @@ def test_with_durable_audit_done_waits_for_the_event(bad: BadUpstream) -> None:
     assert run.events_at_done == 1, "[DONE] was sent before the call's event was recorded"
     [event] = audit.events
     assert event.tag is EventTag.GATEWAY_REQUEST_COMPLETED
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_the_events_that_come_with_done_go_out_with_it(bad: BadUpstream, durable: bool) -> None:
+    run, audit = asyncio.run(_call(bad, "sse2", durable=durable))
+    *first, last = [m["body"] for m in run.bodies]
+    assert first and all(DONE not in b for b in first)
+    assert last.endswith(DONE) and last != DONE, "the last events did not go out with [DONE]"
+    texts = [orjson.loads(e[6:])["choices"][0]["delta"]["content"] for e in _events(run)[:-1]]
+    assert "".join(texts) == "Hello world!"
+    assert run.events_at_done == (1 if durable else 0)
+    assert run.receives == 2, "the relay waited for the provider without watching for a disconnect"
+    [event] = audit.events
+    assert event.tag is EventTag.GATEWAY_REQUEST_COMPLETED and event.attributes["status"] == 200
 
 
 def test_a_relay_that_waits_for_the_provider_watches_for_a_disconnect(bad: BadUpstream) -> None:
