@@ -34,6 +34,12 @@ class _Metrics:
 class _Gateway:
     metrics = _Metrics()
 
+    def __init__(self, waits: bool = True) -> None:
+        self.waits = waits
+
+    def answer_waits_for_ledger(self, call: Call) -> bool:
+        return self.waits  # durable audit or sealed content: the end of the answer waits for the ledger
+
 
 class _Events:
     """An upstream that yields its events one at a time (no batches)."""
@@ -46,7 +52,7 @@ class _Events:
             yield p
 
 
-async def _relay(up: Any, *, allow_lp: bool, want_usage: bool) -> tuple[bytes, Call]:
+async def _relay(up: Any, *, allow_lp: bool, want_usage: bool, waits: bool = True) -> tuple[bytes, Call]:
     sent: list[bytes] = []
 
     async def send(msg: dict[str, Any]) -> None:
@@ -55,9 +61,9 @@ async def _relay(up: Any, *, allow_lp: bool, want_usage: bool) -> tuple[bytes, C
 
     call = Call(route="chat", client_ip="127.0.0.1")
     call.model, call.upstream, call.prompt_body = "alias", "u", b"{}"
-    relay = _Relay(_Gateway(), send, call, "chat", None, want_usage, allow_lp, time.perf_counter())  # type: ignore[arg-type]
+    relay = _Relay(_Gateway(waits), send, call, "chat", None, want_usage, allow_lp, time.perf_counter())  # type: ignore[arg-type]
     assert await relay._relay(up)
-    sent.append(relay.tail)  # the events that came with [DONE]: _complete sends them
+    sent.append(relay.tail)  # the events that came with [DONE], if held: _complete sends them
     call.response_sha256 = relay.sha.hexdigest()
     assert relay.sent is not None
     call.response_body = b"\n".join(relay.sent)
@@ -79,9 +85,9 @@ usage = orjson.dumps({"id": "x", "choices": [], "usage": {"prompt_tokens": 3, "c
 
 
 @settings(max_examples=300, deadline=None)
-@given(chunks, st.lists(st.integers(0, 2000), max_size=6), st.booleans(), st.booleans())
+@given(chunks, st.lists(st.integers(0, 2000), max_size=6), st.booleans(), st.booleans(), st.booleans())
 def test_the_reads_do_not_change_what_is_sent(
-    payloads: list[bytes], cuts: list[int], allow_lp: bool, want_usage: bool
+    payloads: list[bytes], cuts: list[int], allow_lp: bool, want_usage: bool, waits: bool
 ) -> None:
     events = [*payloads, usage, b"[DONE]"]
     body = b"".join(b"data: " + p + b"\n\n" for p in events)
@@ -91,8 +97,8 @@ def test_the_reads_do_not_change_what_is_sent(
     async def both() -> tuple[tuple[bytes, Call], tuple[bytes, Call]]:
         read = scripted_stream(reads)
         return (
-            await _relay(read, allow_lp=allow_lp, want_usage=want_usage),
-            await _relay(_Events(events), allow_lp=allow_lp, want_usage=want_usage),
+            await _relay(read, allow_lp=allow_lp, want_usage=want_usage, waits=waits),
+            await _relay(_Events(events), allow_lp=allow_lp, want_usage=want_usage, waits=waits),
         )
 
     (sent, call), (one_by_one, call1) = asyncio.run(both())

@@ -224,16 +224,15 @@ class _Relay:
                 await self._write(tail + b"data: [DONE]\n\n", more=False)
             except OSError:
                 pass
+            except asyncio.CancelledError:  # a server giving up on its calls: the end never left
+                call.status = 499
+                call.reasons.append("cancelled")
+                await _settle(gw, call, EventTag.GATEWAY_REQUEST_FAILED, "cancelled")
+                raise
             except Exception as e:  # noqa: BLE001  a failed write is no reason to lose the event
                 log.error("stream_relay_failed", route=call.route, model=call.model, error=type(e).__name__)
             await _settle(gw, call, tag, outcome)
             return
-        if tail and not self.started:
-            # the first events are not held back for the ledger (time to first token); later ones
-            # go out with [DONE] (or the error) once the event is recorded, in one write
-            with contextlib.suppress(OSError):
-                await self._write(tail)
-            tail = b""
         # a disconnect cancels nothing any more (``completing``): it cannot skip the ledger event
         durable = await _settle(gw, call, tag, outcome)
         if outcome == "cancelled":
@@ -273,8 +272,12 @@ class _Relay:
                 for payload in batch:
                     if payload == b"[DONE]":
                         self._flush_guard(out)
-                        if out:  # sent by _complete: with [DONE] itself when that need not wait
-                            self.tail = self._events(out)
+                        if out:
+                            if self.started or not self.gw.answer_waits_for_ledger(call):
+                                # kept for the last write, with [DONE] (durable: once recorded)
+                                self.tail = self._events(out)
+                            else:  # the answer's first events: not held back for the ledger
+                                await self._send_events(out)
                         return True
                     chunk(payload, out)
             except (_Blocked, UpstreamError):

@@ -4,6 +4,8 @@
   write, then the call is recorded; a write that fails still leaves the call's one ledger event.
 * ``durable_audit: true``: ``[DONE]`` goes out only after the event is recorded: in a write of its own
   when the events that came with it are the answer's first (they are not held back), else with them.
+* A call cancelled while its end is being written (a server shutting down) is still recorded, as
+  cancelled.
 * The disconnect watcher starts only once the relay has to wait for the provider: an answer that had
   arrived whole is relayed without asking the server about the caller again.
 """
@@ -50,10 +52,16 @@ class _Run:
         self.bodies: list[MutableMapping[str, Any]] = []
         self.receives = 0
         self.events_at_done: int | None = None
+        self.stalled = asyncio.Event()
 
 
 async def _call(
-    bad: BadUpstream, mode: str, *, durable: bool, fail_final: type[Exception] | None = None
+    bad: BadUpstream,
+    mode: str,
+    *,
+    durable: bool,
+    fail_final: type[Exception] | None = None,
+    stall_final: bool = False,
 ) -> tuple[_Run, MemoryAudit]:
     ups = {"u": {"base_url": bad.base(mode), "timeout_s": 5.0, "total_timeout_s": 30.0}}
     models = {"m": {"upstream": "u", "attributes": {"team": "shared"}}}
@@ -84,10 +92,20 @@ async def _call(
             run.events_at_done = len(audit.events)
             if fail_final is not None:
                 raise fail_final("the final write failed")
+            if stall_final:  # a caller that reads nothing more: the write waits until cancelled
+                run.stalled.set()
+                await never.wait()
         run.bodies.append(msg)
 
     try:
-        await asyncio.wait_for(app(post_scope("/v1/chat/completions"), receive, send), 10)
+        task = asyncio.ensure_future(app(post_scope("/v1/chat/completions"), receive, send))
+        if stall_final:
+            await asyncio.wait_for(run.stalled.wait(), 10)
+            task.cancel()  # the server gives up on the call (shutdown)
+            await asyncio.wait([task], timeout=10)
+            assert task.cancelled(), "the cancellation did not go on"
+        else:
+            await asyncio.wait_for(task, 10)
     finally:
         await app.gateway.drain()  # a detached ledger write settles; upstream connections close
     return run, audit
@@ -142,3 +160,11 @@ def test_a_failed_final_write_still_records_the_call(bad: BadUpstream, error: ty
     assert run.bodies == []
     [event] = audit.events
     assert event.tag is EventTag.GATEWAY_REQUEST_COMPLETED and event.attributes["status"] == 200
+
+
+def test_a_call_cancelled_while_its_end_is_written_is_still_recorded(bad: BadUpstream) -> None:
+    run, audit = asyncio.run(_call(bad, "sse", durable=False, stall_final=True))
+    assert run.bodies == []
+    [event] = audit.events
+    assert event.tag is EventTag.GATEWAY_REQUEST_FAILED and event.outcome == "cancelled"
+    assert event.attributes["status"] == 499
