@@ -140,6 +140,17 @@ def post_scope(path: str, key: str = "k") -> dict[str, Any]:
     }
 
 
+def direct_gateway(settings: Settings, **components: Any) -> tuple[GatewayApp, MemoryAudit]:
+    """The gateway app for tests that call it as ASGI directly: key ``k`` is an admin's, the ledger
+    is a :class:`MemoryAudit` (returned too); ``components`` adds others (``content=…``)."""
+    auth, audit = FakeAuthenticator(), MemoryAudit()
+    auth.add("k", principal("p", Role.ADMIN))
+    comps = GatewayComponents(
+        authenticator=auth, authorizer=FakeAuthorizer(), audit=audit, readiness=Ready(), **components
+    )
+    return create_gateway(settings, comps), audit
+
+
 @contextlib.contextmanager
 def live_gateway(settings: Settings, **components: Any) -> Iterator[Live]:
     auth, audit, ready = FakeAuthenticator(), MemoryAudit(), Ready()

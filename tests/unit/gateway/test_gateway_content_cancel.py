@@ -11,19 +11,9 @@ import orjson
 import pytest
 
 from bastion.domain.events import EventTag, JSONValue
-from bastion.domain.identity import Authentication, Role
-from bastion.gateway.asgi import create_gateway
-from bastion.gateway.deps import GatewayComponents
+from bastion.domain.identity import Authentication
 
-from .harness import (
-    FakeAuthenticator,
-    FakeAuthorizer,
-    MemoryAudit,
-    Ready,
-    gateway_settings,
-    post_scope,
-    principal,
-)
+from .harness import MemoryAudit, direct_gateway, gateway_settings, post_scope
 
 
 class SlowVault:
@@ -46,14 +36,8 @@ class SlowVault:
 @pytest.mark.parametrize("fail", [False, True])
 def test_a_call_cancelled_while_sealing_still_gets_its_event(fail: bool) -> None:
     async def main() -> tuple[asyncio.Task[None], MemoryAudit]:
-        auth, audit, vault = FakeAuthenticator(), MemoryAudit(), SlowVault(fail)
-        auth.add("k", principal("p", Role.ADMIN))
-        app = create_gateway(
-            gateway_settings(),
-            GatewayComponents(
-                authenticator=auth, authorizer=FakeAuthorizer(), audit=audit, readiness=Ready(), content=vault
-            ),
-        )
+        vault = SlowVault(fail)
+        app, audit = direct_gateway(gateway_settings(), content=vault)
         body = orjson.dumps({"model": "bastion-demo", "messages": [{"role": "user", "content": "x"}]})
         sent: list[int] = []
 

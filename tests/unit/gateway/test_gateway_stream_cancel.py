@@ -13,20 +13,8 @@ import orjson
 import pytest
 
 from bastion.domain.events import EventTag
-from bastion.domain.identity import Role
-from bastion.gateway.asgi import create_gateway
-from bastion.gateway.deps import GatewayComponents
 
-from .harness import (
-    BadUpstream,
-    FakeAuthenticator,
-    FakeAuthorizer,
-    MemoryAudit,
-    Ready,
-    gateway_settings,
-    post_scope,
-    principal,
-)
+from .harness import BadUpstream, MemoryAudit, direct_gateway, gateway_settings, post_scope
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +31,7 @@ async def _call(
     ups = {"slow": {"base_url": bad.base("slowstream"), "timeout_s": 5.0, "total_timeout_s": 30.0}}
     models = {"slow": {"upstream": "slow", "attributes": {"team": "shared"}}}
     settings = gateway_settings(upstreams=ups, models=models, egress_allowlist=["127.0.0.1"])
-    auth, audit = FakeAuthenticator(), MemoryAudit()
-    auth.add("k", principal("p", Role.ADMIN))
-    app = create_gateway(
-        settings,
-        GatewayComponents(authenticator=auth, authorizer=FakeAuthorizer(), audit=audit, readiness=Ready()),
-    )
+    app, audit = direct_gateway(settings)
     body = orjson.dumps({"model": "slow", "messages": [{"role": "user", "content": "x"}], "stream": True})
     first_events, gone = asyncio.Event(), asyncio.Event()
     bodies: list[bytes] = []

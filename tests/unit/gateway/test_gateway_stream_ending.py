@@ -20,20 +20,8 @@ import orjson
 import pytest
 
 from bastion.domain.events import EventTag
-from bastion.domain.identity import Role
-from bastion.gateway.asgi import create_gateway
-from bastion.gateway.deps import GatewayComponents
 
-from .harness import (
-    BadUpstream,
-    FakeAuthenticator,
-    FakeAuthorizer,
-    MemoryAudit,
-    Ready,
-    gateway_settings,
-    post_scope,
-    principal,
-)
+from .harness import BadUpstream, MemoryAudit, direct_gateway, gateway_settings, post_scope
 
 DONE = b"data: [DONE]\n\n"
 
@@ -68,12 +56,7 @@ async def _call(
     settings = gateway_settings(
         upstreams=ups, models=models, egress_allowlist=["127.0.0.1"], durable_audit=durable
     )
-    auth, audit = FakeAuthenticator(), MemoryAudit()
-    auth.add("k", principal("p", Role.ADMIN))
-    app = create_gateway(
-        settings,
-        GatewayComponents(authenticator=auth, authorizer=FakeAuthorizer(), audit=audit, readiness=Ready()),
-    )
+    app, audit = direct_gateway(settings)
     body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True})
     run = _Run()
     never = asyncio.Event()
