@@ -202,6 +202,18 @@ class LimitsSettings(Section):
     queries_per_day: int | None = Field(
         default=None, ge=1, description="per-principal query budget (model-extraction defence)"
     )
+    per_worker_counts: bool = Field(
+        default=False,
+        description="accept that with storage: memory and several server.workers each worker counts on its "
+        "own (every limit and budget becomes workers × the configured value); otherwise that is refused",
+    )
+
+    def any_limit(self) -> bool:
+        """Whether any rate, token, concurrency or budget limit is set."""
+        sets = (self.per_key, self.per_principal, self.per_team)
+        return self.queries_per_day is not None or any(
+            v is not None for ls in sets for v in ls.model_dump().values()
+        )
 
 
 class GuardRule(Section):
@@ -426,9 +438,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure(self) -> Settings:
-        if self.environment is Environment.DEVELOPMENT:
-            return self
-        problems = insecure_settings(self)
+        problems = limits_per_worker(self)  # in every environment: a limit must mean what it says
+        if self.environment is not Environment.DEVELOPMENT:
+            problems += insecure_settings(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -444,6 +456,19 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment variables override the YAML file, which is passed as init values.
         return env_settings, init_settings
+
+
+def limits_per_worker(s: Settings) -> list[str]:
+    """Why ``s`` would enforce its limits once per worker process (empty when it does not): the memory
+    storage counts in each process, so several workers would each allow the full limit."""
+    limits, n = s.gateway.limits, s.server.workers
+    if n > 1 and limits.storage == "memory" and limits.any_limit() and not limits.per_worker_counts:
+        return [
+            f"gateway.limits.storage: memory counts in each process, so with server.workers: {n} every limit "
+            f"and budget would allow {n} times its value; use storage: redis (one count for all workers and "
+            "replicas), server.workers: 1, or set gateway.limits.per_worker_counts: true to accept it"
+        ]
+    return []
 
 
 def insecure_settings(s: Settings) -> list[str]:

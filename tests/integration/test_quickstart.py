@@ -92,3 +92,13 @@ def test_quickstart_serve_curl_keys_and_ledger(tmp_path: Path) -> None:
     assert tail.returncode == 0, tail.stderr
     calls = [e for e in json.loads(tail.stdout) if e["tag"] == "gateway:request:completed"]
     assert calls and {e["attributes"]["client_ip"] for e in calls} == {"127.0.0.1"}
+
+
+def test_serve_with_several_workers_refuses_per_worker_limits(tmp_path: Path) -> None:
+    # the default limits on memory storage would be counted in each worker: refused before anything starts
+    done = _bastion(tmp_path, "serve", "--workers", "2", "--port", str(free_port()), timeout=60)
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    assert "gateway.limits.storage" in said and "2 times" in said and "storage: redis" in said
+    assert "Traceback" not in said
+    assert not (tmp_path / ".bastion").exists(), "something was created before the config was refused"

@@ -81,3 +81,39 @@ def test_insecure_settings_allowed_in_development(tmp_path: Path) -> None:
 def test_schema_lists_sections() -> None:
     schema = settings_schema()
     assert {"environment", "database", "ledger", "server", "auth"} <= set(schema["properties"])
+
+
+def test_memory_limits_are_refused_with_several_workers(tmp_path: Path) -> None:
+    # the default limits (600 requests/min and 32 concurrent per key) would be counted in each worker
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_write(tmp_path, "server:\n  workers: 4\n"))
+    text = exc.value.diagnostics()
+    assert "gateway.limits.storage" in text and "4 times" in text and "storage: redis" in text
+
+
+def test_several_workers_with_env_override_are_refused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_SERVER__WORKERS", "2")  # what `bastion serve --workers 2` sets
+    with pytest.raises(ConfigError, match=r"gateway\.limits\.storage"):
+        load_settings(_write(tmp_path, "environment: development\n"))
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        "storage: redis",  # one count for all workers
+        "per_worker_counts: true",  # accepted explicitly
+        "per_key: {requests_per_minute: null, concurrent: null}",  # nothing to count
+    ],
+)
+def test_several_workers_are_accepted_when_limits_mean_what_they_say(tmp_path: Path, limits: str) -> None:
+    s = load_settings(_write(tmp_path, f"server:\n  workers: 4\ngateway:\n  limits: {{{limits}}}\n"))
+    assert s.server.workers == 4
+
+
+def test_a_budget_alone_counts_as_a_limit(tmp_path: Path) -> None:
+    text = "server:\n  workers: 2\ngateway:\n  limits:\n    per_key: {requests_per_minute: null, concurrent: null}\n"
+    load_settings(_write(tmp_path, text))  # no limit at all: fine
+    with pytest.raises(ConfigError, match="every limit and budget"):
+        load_settings(_write(tmp_path, text + "    queries_per_day: 1000\n"))
