@@ -135,7 +135,6 @@ class LimitService:
             self._storage = MemoryStorage()
         self._window = FixedWindowRateLimiter(self._storage)
         self._concurrent: dict[str, int] = {}
-        self._budget_reported: set[tuple[str, int]] = set()
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._scope_cache: dict[Subject, tuple[_Scope, ...]] = {}
         self._subjects: dict[int, tuple[Authentication, Subject]] = {}
@@ -240,15 +239,16 @@ class LimitService:
         budget = self.settings.queries_per_day
         if budget:
             item = self._item("day", budget)
-            if not await self._window.hit(item, "budget", subject.principal_id):
+            # The window's count itself (what FixedWindowRateLimiter.hit compares with the budget): the
+            # one call that takes it to budget + 1 crossed the budget, whichever worker or replica
+            # it reached (Redis counts atomically), so the crossing is recorded once per window.
+            count = await self._storage.incr(item.key_for("budget", subject.principal_id), item.get_expiry())
+            if count > budget:
                 reset = (await self._window.get_window_stats(item, "budget", subject.principal_id)).reset_time
-                mark = (subject.principal_id, int(reset))
-                first = mark not in self._budget_reported
-                self._budget_reported.add(mark)
                 raise BudgetExceeded(
                     "the daily query budget of this principal is spent",
                     retry_after=max(1.0, reset - now),
-                    first=first,
+                    first=count == budget + 1,
                 )
         for sc in self._scopes(subject):
             lim = sc.limits

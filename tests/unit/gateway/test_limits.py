@@ -157,6 +157,36 @@ def test_redis_shared_between_two_services() -> None:
     run(go())
 
 
+@pytest.mark.redis
+def test_a_budget_crossing_is_reported_once_across_services() -> None:
+    """Two gateway processes on one Redis: of many calls racing past the budget, exactly one is the
+    crossing (the one ledger event), whichever service it reached."""
+    url = os.environ.get("BASTION_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("BASTION_TEST_REDIS_URL is not set")
+
+    async def go() -> None:
+        cfg = LimitsSettings(storage="redis", redis_url=url, per_key=LimitSet(), queries_per_day=5)
+        a, b = LimitService(cfg), LimitService(cfg)
+        subj = Subject(key_id=uuid.uuid4().hex, principal_id=uuid.uuid4().hex)
+
+        async def one(svc: LimitService) -> bool | None:
+            try:
+                await (await svc.acquire(subj)).release()
+            except BudgetExceeded as e:
+                return e.first
+            return None
+
+        outcomes = await asyncio.gather(*(one(a if i % 2 else b) for i in range(40)))
+        assert outcomes.count(None) == 5  # admitted: the budget
+        assert outcomes.count(True) == 1  # the crossing, once
+        assert outcomes.count(False) == 34
+        await a.close()
+        await b.close()
+
+    run(go())
+
+
 def test_subject_is_remembered_per_authentication() -> None:
     svc = LimitService(LimitsSettings())
     p = Principal(id="p1", kind=PrincipalKind.USER, name="p", team="t1")
