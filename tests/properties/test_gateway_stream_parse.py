@@ -81,7 +81,7 @@ def test_events_parse_as_line_by_line_whatever_the_reads(events: list[bytes], cu
 
 def test_a_complete_answer_closes_a_half_open_breaker() -> None:
     up = ScriptedUpstream()
-    up.breaker.failures, up.breaker.opened_at, up.breaker._trial = 3, 0.0, True  # the trial call
+    up.breaker.failures, up.breaker.opened_at, up.breaker._trial = 3, 0.0, 1  # the trial call
     reads = [b'data: {"a":1}\n\n', b"data: [DONE]\n\n"]
 
     async def relay_until_done() -> None:

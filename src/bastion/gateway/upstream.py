@@ -80,14 +80,20 @@ class Upstream(Protocol):
 
 
 class CircuitBreaker:
-    """Opens after ``threshold`` consecutive failures; lets one trial through after ``reset_s``."""
+    """Opens after ``threshold`` consecutive failures; lets one trial through after ``reset_s``.
+
+    The trial call holds a token from :meth:`check` and hands it back with :meth:`end_trial` however
+    it ends: a trial that ends in neither success nor failure (the caller left, a guard blocked the
+    answer, the stream was cut short by the relay) must not keep the circuit open until restart.
+    """
 
     def __init__(self, threshold: int, reset_s: float) -> None:
         self.threshold = threshold
         self.reset_s = reset_s
         self.failures = 0
         self.opened_at: float | None = None
-        self._trial = False
+        self._trial = 0  # the token of the trial call in flight (0: none)
+        self._tokens = 0
 
     @property
     def state(self) -> str:
@@ -95,22 +101,31 @@ class CircuitBreaker:
             return "closed"
         return "half-open" if time.monotonic() - self.opened_at >= self.reset_s else "open"
 
-    def check(self, name: str) -> None:
-        """Raise 503 while open; admit exactly one trial call when half-open."""
+    def check(self, name: str) -> int:
+        """Raise 503 while open; admit exactly one trial call when half-open. Returns the trial's
+        token (0 for an ordinary call), to hand back with :meth:`end_trial`."""
         if self.opened_at is None:
-            return
+            return 0
         if time.monotonic() - self.opened_at < self.reset_s or self._trial:
             raise UpstreamError(f"upstream {name!r} is unavailable (circuit open)", status=503)
-        self._trial = True
+        self._tokens += 1
+        self._trial = self._tokens
+        return self._trial
+
+    def end_trial(self, token: int) -> None:
+        """The call holding ``token`` is over. If it is still the trial in flight (it reported
+        neither success nor failure), the next call may be the trial; the state stays as it is."""
+        if token and token == self._trial:
+            self._trial = 0
 
     def success(self) -> None:
         self.failures = 0
         self.opened_at = None
-        self._trial = False
+        self._trial = 0
 
     def failure(self) -> None:
         self.failures += 1
-        self._trial = False
+        self._trial = 0
         if self.failures >= self.threshold:
             self.opened_at = time.monotonic()
 
@@ -192,13 +207,15 @@ class HttpUpstream:
         return UpstreamError(f"upstream {self.name!r} connection failed", status=502)
 
     async def send(self, path: str, payload: bytes) -> UpstreamReply:
-        self.breaker.check(self.name)
+        trial = self.breaker.check(self.name)
         deadline = asyncio.get_running_loop().time() + self.cfg.total_timeout_s
         try:
             reply = await self._post(path, payload, self._head, deadline)
             body = await reply.read(deadline, MAX_REPLY_BYTES)
         except (TimeoutError, TransportError) as e:
             raise self._failed(e) from e
+        finally:
+            self.breaker.end_trial(trial)  # a cancelled trial
         if reply.status >= 500:
             self.breaker.failure()
         else:
@@ -206,7 +223,14 @@ class HttpUpstream:
         return UpstreamReply(reply.status, body, reply.header(b"retry-after"))
 
     async def open_stream(self, path: str, payload: bytes) -> UpstreamStream:
-        self.breaker.check(self.name)
+        trial = self.breaker.check(self.name)
+        try:
+            return await self._open_stream(path, payload, trial)
+        except BaseException:
+            self.breaker.end_trial(trial)  # a cancelled trial (a failure has ended it already)
+            raise
+
+    async def _open_stream(self, path: str, payload: bytes, trial: int) -> _HttpStream:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         try:
@@ -224,8 +248,10 @@ class HttpUpstream:
                 reply.close()
             if reply.status >= 500:
                 self.breaker.failure()
+            else:  # the provider answered (the caller's request was refused): as for unary calls
+                self.breaker.success()
             raise UpstreamStatusError(UpstreamReply(reply.status, body, reply.header(b"retry-after")))
-        return _HttpStream(self, reply)
+        return _HttpStream(self, reply, trial)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -267,9 +293,10 @@ def _parse_events(buf: bytes, data: list[bytes]) -> tuple[list[bytes], bytes]:
 class _HttpStream:
     """An open streamed answer: its server-sent events, parsed as the provider's bytes arrive."""
 
-    def __init__(self, upstream: HttpUpstream, reply: Reply) -> None:
+    def __init__(self, upstream: HttpUpstream, reply: Reply, trial: int = 0) -> None:
         self._up = upstream
         self._reply = reply
+        self._trial = trial  # the breaker's trial token this stream holds (0: none)
         self._time = asyncio.get_running_loop().time
         self._deadline = self._time() + upstream.cfg.total_timeout_s
         self._buf = b""  # the start of a line not complete yet
@@ -330,6 +357,7 @@ class _HttpStream:
     async def aclose(self) -> None:
         # an unfinished answer closes its connection (cancels upstream work); a finished one is pooled
         self._reply.close()
+        self._up.breaker.end_trial(self._trial)  # an answer the relay cut short ends the trial too
 
 
 def build_upstreams(upstreams: dict[str, UpstreamSettings]) -> dict[str, Upstream]:

@@ -3,6 +3,7 @@ one ledger event per call, no hang."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,10 +12,11 @@ import httpx
 import openai
 import pytest
 
+from bastion.config import UpstreamSettings
 from bastion.domain.events import EventTag
 from bastion.domain.identity import Role
 from bastion.errors import UpstreamError
-from bastion.gateway.upstream import CircuitBreaker
+from bastion.gateway.upstream import CircuitBreaker, HttpUpstream, UpstreamStatusError
 from support.net import free_port
 
 from .harness import BadUpstream, Live, gateway_settings, live_gateway, principal
@@ -142,6 +144,61 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
     b.success()
     b.check("u")
     assert b.state == "closed"
+
+
+def test_a_trial_token_ends_only_its_own_trial() -> None:
+    b = CircuitBreaker(threshold=1, reset_s=0.01)
+    b.failure()
+    time.sleep(0.02)
+    first = b.check("u")  # the trial
+    assert first
+    b.failure()  # the trial failed: open again
+    time.sleep(0.02)
+    second = b.check("u")
+    b.end_trial(first)  # the old trial's late hand-back does not free the new one
+    with pytest.raises(UpstreamError):
+        b.check("u")
+    b.end_trial(second)  # ended without a verdict: the next call is the trial, still half-open
+    assert b.check("u") and b.state == "half-open"
+
+
+def _half_open(up: HttpUpstream) -> None:
+    up.breaker.failures, up.breaker.opened_at = up.breaker.threshold, time.monotonic() - 3600
+
+
+@pytest.mark.parametrize("ending", ["status400", "cut-short", "cancelled-stream", "cancelled-unary"])
+def test_a_trial_that_ends_without_a_verdict_frees_the_circuit(bad: BadUpstream, ending: str) -> None:
+    """A half-open trial that neither succeeds nor fails (a 4xx, a stream the relay leaves early, a
+    call cancelled by a caller who left) must not keep the circuit open until restart."""
+    mode = {"status400": "status400", "cut-short": "slowstream"}.get(ending, "hang")
+    cfg = UpstreamSettings(base_url=bad.base(mode), breaker_failures=1, breaker_reset_s=60)
+
+    async def scenario() -> None:
+        up = HttpUpstream("u", cfg)
+        _half_open(up)
+        try:
+            if ending == "status400":
+                with pytest.raises(UpstreamStatusError):
+                    await up.open_stream("/chat/completions", b"{}")
+                assert up.breaker.state == "closed"  # the provider answered
+                return
+            if ending == "cut-short":
+                stream = await up.open_stream("/chat/completions", b"{}")
+                assert await stream.next_batch()  # type: ignore[attr-defined]
+                await stream.aclose()  # e.g. an output guard blocked the answer
+            else:
+                call = up.send if ending == "cancelled-unary" else up.open_stream
+                task = asyncio.ensure_future(call("/chat/completions", b"{}"))
+                await asyncio.sleep(0.1)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            assert up.breaker.state == "half-open"
+            assert up.breaker.check("u"), "the next call is the new trial"
+        finally:
+            await up.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
 def test_upstream_cookies_are_not_kept_between_calls(bad: BadUpstream) -> None:
