@@ -127,10 +127,23 @@ class CallRecorder:
             await send_json(send, e.status, e.body(), e.headers())
 
     async def _finish(self, call: Call, tag: EventTag, outcome: str) -> bool:
-        """Record the call's one ledger event (durably, when configured) and its metrics."""
-        m = self.metrics
-        m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
-        m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
+        """Record the call's one ledger event (durably, when configured) and its metrics. False when
+        the event (or the call's sealed content) could not be recorded: the caller gets a 503, and
+        the metrics count that. The call is recorded once: a later error answer records nothing."""
+        call.recorded = True
+        ok = True
+        try:
+            ok = await self._record(call, tag, outcome)
+            return ok
+        finally:
+            if not ok:
+                call.status, outcome = 503, "error"
+            m = self.metrics
+            m.requests.labels(call.route, call.model or "-", outcome, str(call.status)).inc()
+            m.latency.labels(call.route).observe(call.elapsed_us() / 1e6)
+
+    async def _record(self, call: Call, tag: EventTag, outcome: str) -> bool:
+        """The ledger side of :meth:`_finish`."""
         content_on = call.prompt_body is not None and call.auth is not None and self.c.content is not None
         if content_on:
             seal = asyncio.ensure_future(self._record_content(call))
@@ -139,14 +152,12 @@ class CallRecorder:
             except asyncio.CancelledError:
                 # cancelled while sealing (a server giving up at shutdown): the call still gets its
                 # one ledger event, once the seal has settled
-                call.recorded = True
                 self._spawn(self._record_after_seal(seal, call))
                 raise
             if not sealed:
                 # fail closed: the caller gets a 503, and this is the call's one ledger event
                 call.status = 503
                 await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
-                call.recorded = True
                 return False
         event = call.event(tag, outcome)
         if self.settings.durable_audit:

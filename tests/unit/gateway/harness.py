@@ -73,8 +73,10 @@ class FakeAuthorizer:
 class MemoryAudit:
     events: list[AuditEvent] = field(default_factory=list)
     fail: bool = False
+    attempts: int = 0  # writes asked for, failed ones included
 
     async def arecord(self, event: AuditEvent) -> object:
+        self.attempts += 1
         if self.fail:
             raise StoreError("ledger down")
         await asyncio.sleep(0)

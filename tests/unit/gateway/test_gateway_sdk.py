@@ -272,14 +272,31 @@ def test_database_down_fails_closed(live: Live) -> None:
         live.auth.store_down = False
 
 
+def _requests_counted(lv: Live, outcome: str, status: int) -> float:
+    """The gateway's request counter for chat calls to the demo model with this outcome and status."""
+    want = {'route="chat"', 'model="bastion-demo"', f'outcome="{outcome}"', f'status="{status}"'}
+    for line in httpx.get(lv.url + "/metrics").text.splitlines():
+        if line.startswith("bastion_gateway_requests_total{"):
+            labels, value = line.removeprefix("bastion_gateway_requests_total{").rsplit("} ", 1)
+            if set(labels.split(",")) == want:
+                return float(value)
+    return 0.0
+
+
 def test_audit_down_withholds_response(live: Live) -> None:
     live.audit.fail = True
     try:
+        attempts = live.audit.attempts
+        ok, refused = _requests_counted(live, "allowed", 200), _requests_counted(live, "error", 503)
         with pytest.raises(openai.InternalServerError) as e:
             client(live).chat.completions.create(
                 model="bastion-demo", messages=[{"role": "user", "content": "x"}]
             )
         assert e.value.status_code == 503
+        # one write was tried (not a second one for the 503), and the call is counted once, as a 503
+        assert live.audit.attempts == attempts + 1
+        assert _requests_counted(live, "allowed", 200) == ok
+        assert _requests_counted(live, "error", 503) == refused + 1
         with pytest.raises(openai.APIError):
             list(
                 client(live).chat.completions.create(
