@@ -84,10 +84,9 @@ class GatewayApp:
                     send, 405, error_body("use POST", "invalid_request_error", "method_not_allowed")
                 )
                 return
-            if gw.draining:
-                await send_json(
-                    send, 503, error_body("the gateway is shutting down", "api_error", "unavailable")
-                )
+            if gw.draining:  # refused like any call: OpenAI-style, and recorded
+                call = Call(route=route, client_ip=gw.client_ip(scope))
+                await gw._fail(send, call, ApiError(503, "the gateway is shutting down", "unavailable"))
                 return
             await gw.invoke(scope, receive, send, route)
             return
@@ -114,23 +113,16 @@ class GatewayApp:
                 ).allowed:
                     raise ApiError(403, "you may not list models", "permission_denied")
                 call.steps.append("authz")
-                visible = []
-                for name, route in gw.models.items():
-                    res = gw._resources[(name, route.kinds[0])] if route.kinds else None
-                    if (
-                        res is not None
-                        and az.is_authorized(
-                            auth.principal, Operation.MODEL_INVOKE, res, scope=auth.scope
-                        ).allowed
-                    ):
-                        visible.append(
-                            {"id": name, "object": "model", "created": self._created, "owned_by": "bastion"}
-                        )
+                visible = [
+                    {"id": name, "object": "model", "created": self._created, "owned_by": "bastion"}
+                    for name, route in gw.models.items()
+                    if gw.may_invoke(auth, name, route)
+                ]
                 if one is not None:
-                    call.model = one
                     found = [m for m in visible if m["id"] == one]
-                    if not found:
+                    if not found:  # the name is in the event's reasons, never a metric label
                         raise ApiError(404, f"the model {one!r} does not exist", "model_not_found", "model")
+                    call.model = one
                     body = orjson.dumps(found[0])
                 else:
                     body = orjson.dumps({"object": "list", "data": visible})
@@ -140,6 +132,9 @@ class GatewayApp:
             await gw._fail(send, call, e)
             return
         except ClientGone:
+            return
+        except Exception as e:  # noqa: BLE001  a bug: still an answer and an event
+            await gw.crashed(send, call, e)
             return
         call.status = 200
         if not await gw._finish(call, EventTag.GATEWAY_REQUEST_COMPLETED, "allowed"):

@@ -181,7 +181,7 @@ class Gateway(CallRecorder):
                 422, f"model {model!r} does not serve {kind}", "unsupported_model_operation", "model"
             )
         scope = auth.scope
-        if scope.routes and kind not in scope.routes and wire.KIND_PATH[kind] not in scope.routes:
+        if not _route_in_scope(scope.routes, kind):
             call.reasons.append("key scope excludes this route")
             raise ApiError(403, "this API key may not use this route", "permission_denied")
         decision = self.c.authorizer.is_authorized(
@@ -192,6 +192,35 @@ class Gateway(CallRecorder):
             call.reasons.extend(decision.reasons)
             raise ApiError(403, f"you may not use model {model!r}", "permission_denied", "model")
         call.steps.append("authz")
+
+    def may_invoke(self, auth: Authentication, model: str, route: ModelRoute) -> bool:
+        """Whether ``auth`` may call ``model`` for any kind it serves, as :meth:`authorize` would
+        decide (key scope and policy): what ``GET /v1/models`` lists."""
+        az = self.c.authorizer
+        return any(
+            _route_in_scope(auth.scope.routes, kind)
+            and az.is_authorized(
+                auth.principal, Operation.MODEL_INVOKE, self._resources[(model, kind)], scope=auth.scope
+            ).allowed
+            for kind in route.kinds
+        )
+
+    async def crashed(self, send: Send, call: Call, e: Exception) -> None:
+        """A call that failed in the gateway itself (a bug): an OpenAI-style 500, logged without
+        content, and its one ledger event, instead of the server's bare error page and no event."""
+        log.error("gateway_call_crashed", route=call.route, model=call.model, error=type(e).__name__)
+        call.reasons.append(f"internal error: {type(e).__name__}")
+        err = ApiError(
+            500,
+            "the gateway failed to handle this call",
+            "internal_error",
+            tag=EventTag.GATEWAY_REQUEST_FAILED,
+            outcome="error",
+        )
+        try:
+            await self._fail(send, call, err)
+        except Exception:  # noqa: BLE001  the answer had already started: the event is what is left
+            log.error("gateway_call_crashed_mid_answer", route=call.route, model=call.model)
 
     async def acquire(self, auth: Authentication, call: Call) -> Lease:
         try:
@@ -311,6 +340,8 @@ class Gateway(CallRecorder):
                 call.reasons.append("client disconnected")
                 call.status = 499
                 await self._finish(call, EventTag.GATEWAY_REQUEST_FAILED, "cancelled")
+            except Exception as e:  # noqa: BLE001  a bug: still an answer and an event
+                await self.crashed(send, call, e)
         finally:
             if lease is not None:
                 await lease.release()
@@ -405,3 +436,8 @@ class Gateway(CallRecorder):
         for up in self.upstreams.values():
             await up.aclose()
         await self.limits.close()
+
+
+def _route_in_scope(routes: tuple[str, ...], kind: str) -> bool:
+    """Whether an API key scoped to ``routes`` (empty: all) may use ``kind`` (named or by path)."""
+    return not routes or kind in routes or wire.KIND_PATH[kind] in routes
