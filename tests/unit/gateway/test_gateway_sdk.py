@@ -161,6 +161,55 @@ def test_models_lists_only_usable_models(live: Live) -> None:
     assert client(live).models.retrieve("bastion-demo").id == "bastion-demo"
     with pytest.raises(openai.NotFoundError):
         client(live).models.retrieve("red-model")
+    # a key scoped to embeddings sees the models it can call for embeddings, not the chat-only one
+    assert sorted(m.id for m in client(live, "scoped-key").models.list()) == ["bastion-demo"]
+    with pytest.raises(openai.NotFoundError):
+        client(live, "scoped-key").models.retrieve("chat-only")
+
+
+def test_unknown_model_names_never_become_metric_labels(live: Live) -> None:
+    """``GET /v1/models/<anything>`` must not grow the metrics without bound (a memory DoS)."""
+    n = len(live.audit.events)
+    for i in range(3):
+        with pytest.raises(openai.NotFoundError):
+            client(live).models.retrieve(f"probe-{i}")
+    assert "probe-" not in httpx.get(live.url + "/metrics").text
+    events = live.audit.wait_for(n + 3)[n:]
+    assert [e.attributes["status"] for e in events] == [404] * 3
+    assert "the model 'probe-0' does not exist" in events[0].attributes["reasons"]  # type: ignore[operator]
+
+
+def test_a_bug_in_a_call_is_a_500_and_a_ledger_event(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug, with secret details")
+
+    monkeypatch.setattr(live.app.gateway, "output_context", broken)
+    n = len(live.audit.events)
+    r = httpx.post(
+        live.v1 + "/chat/completions",
+        headers={"Authorization": "Bearer user-key"},
+        json={"model": "bastion-demo", "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error" and "secret" not in r.text
+    event = live.audit.wait_for(n + 1)[n]
+    assert event.tag is EventTag.GATEWAY_REQUEST_FAILED and event.attributes["status"] == 500
+    assert "internal error: RuntimeError" in event.attributes["reasons"]  # type: ignore[operator]
+
+
+def test_calls_refused_while_draining_are_recorded(live: Live) -> None:
+    n = len(live.audit.events)
+    live.app.gateway.draining = True
+    try:
+        with pytest.raises(openai.InternalServerError) as e:
+            client(live).chat.completions.create(
+                model="bastion-demo", messages=[{"role": "user", "content": "x"}]
+            )
+    finally:
+        live.app.gateway.draining = False
+    assert e.value.status_code == 503 and e.value.code == "unavailable"
+    event = live.audit.wait_for(n + 1)[n]
+    assert event.tag is EventTag.GATEWAY_REQUEST_REJECTED and event.attributes["status"] == 503
 
 
 def test_error_classes(live: Live) -> None:
@@ -245,7 +294,8 @@ def test_hardening_strips_logprobs_for_users_only(live: Live) -> None:
     client(live, "ml-key").chat.completions.create(
         model="bastion-demo", messages=[{"role": "user", "content": "x"}], logprobs=True
     )
-    assert "hardening" not in last_event(live, n).attributes  # type: ignore[attr-defined]
+    # logprobs kept for the ML engineer; no token limit given, so the cap is sent (and noted)
+    assert last_event(live, n).attributes["hardening"] == ["max_tokens_defaulted"]  # type: ignore[attr-defined]
 
 
 def test_ops_endpoints(live: Live) -> None:
