@@ -6,6 +6,7 @@ with a ``curl`` command that makes a chat completion through Bastion.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -88,10 +89,21 @@ def serve(
     path = config_path(root.get("config"))
     if path:
         os.environ[CONFIG_ENV] = str(path.resolve())
+    options = uvicorn_options(settings)
+    if n > 1:
+        uvicorn.run(APP_FACTORY, workers=n, **options)
+        return
+    config = uvicorn.Config(APP_FACTORY, **options)
+    _install_tls_context(config, settings)
+    uvicorn.Server(config).run()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for the gateway's server (one worker or several)."""
     options: dict[str, Any] = {
         "factory": True,
-        "host": h,
-        "port": p,
+        "host": settings.server.host,
+        "port": settings.server.port,
         "access_log": False,
         # uvicorn's own X-Forwarded-For handling (on by default, trusting 127.0.0.1) would rewrite the
         # peer address behind Bastion's back: a loopback caller could claim any client IP and pass a
@@ -99,18 +111,14 @@ def serve(
         "proxy_headers": False,
         "server_header": False,  # no "server: uvicorn" on every answer: nothing to fingerprint
         "log_level": settings.log_level,
-        "timeout_graceful_shutdown": int(settings.gateway.drain_timeout_s),
+        # whole seconds; rounded up, as int(0.5) would be 0: no graceful wait at all
+        "timeout_graceful_shutdown": math.ceil(settings.gateway.drain_timeout_s),
         **_tls_kwargs(settings),
     }
     if settings.tls.client_ca_file is not None:
         # Hands the verified client certificate to the gateway (mTLS service principals).
         options["http"] = "bastion.gateway.tls_scope:ClientCertHttpToolsProtocol"
-    if n > 1:
-        uvicorn.run(APP_FACTORY, workers=n, **options)
-        return
-    config = uvicorn.Config(APP_FACTORY, **options)
-    _install_tls_context(config, settings)
-    uvicorn.Server(config).run()
+    return options
 
 
 def _tls_kwargs(settings: Settings) -> dict[str, Any]:
