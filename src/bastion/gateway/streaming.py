@@ -407,7 +407,15 @@ def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
     if kind != "chat":
         ch["text"] = text + (ch.get("text") or "")
         return
-    delta = ch.setdefault("delta", {})
+    delta = ch.get("delta")
+    if not isinstance(delta, dict):
+        delta = ch["delta"] = {}
+    if channel.endswith(":fn"):  # a legacy function call's arguments
+        fc = delta.get("function_call")
+        if not isinstance(fc, dict):
+            fc = delta["function_call"] = {}
+        fc["arguments"] = text + (fc.get("arguments") or "")
+        return
     if ":tool" not in channel:
         delta["content"] = text + (delta.get("content") or "")
         return
@@ -438,6 +446,9 @@ def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str,
             fn = tc.get("function") if isinstance(tc, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                 out.append((fn, "arguments", f"{idx}:tool{tc.get('index', 0)}"))
+    fc = delta.get("function_call")
+    if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
+        out.append((fc, "arguments", f"{idx}:fn"))
     return out
 
 
@@ -471,4 +482,9 @@ def _scan_plain(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
                 args = fn.get("arguments") if isinstance(fn, dict) else None
                 if isinstance(args, str):
                     n += len(args)
+        fc = delta.get("function_call")
+        if fc is not None and isinstance(fc, dict):
+            args = fc.get("arguments")
+            if isinstance(args, str):
+                n += len(args)
     return n, stripped

@@ -121,7 +121,8 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 def input_refs(data: dict[str, Any], kind: str, *, system: bool = True) -> list[TextRef]:
-    """Where each prompt text lives (message contents, text parts, tool-call arguments, prompts);
+    """Where each prompt text lives (message contents, text parts, tool-call and legacy
+    function-call arguments, prompts);
     without ``system``, system and developer messages (the application's own) are left out."""
     if kind == "chat":
         messages = data["messages"]
@@ -146,12 +147,16 @@ def _chat_input_refs(messages: list[dict[str, Any]]) -> Iterator[TextRef]:
 
 
 def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
+    """The arguments of a message's tool calls and of its legacy ``function_call``."""
     calls = message.get("tool_calls")
     if isinstance(calls, list):
         for tc in calls:
             fn = tc.get("function") if isinstance(tc, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                 yield (fn, "arguments")
+    fc = message.get("function_call")
+    if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
+        yield (fc, "arguments")
 
 
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
@@ -187,6 +192,10 @@ def replace(refs: list[TextRef], new: tuple[str, ...]) -> None:
 # -- hardening and accounting ------------------------------------------------------------------
 
 
+#: the request fields hardening caps (``n`` first)
+_CAPPED = ("n", "max_tokens", "max_completion_tokens")
+
+
 @dataclass(frozen=True, slots=True)
 class Hardening:
     max_n: int
@@ -194,23 +203,38 @@ class Hardening:
 
 
 def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: bool) -> list[str]:
-    """Apply the model-theft defences in place; return what was changed (for the ledger)."""
+    """Apply the model-theft defences in place; return what was changed (for the ledger).
+
+    Fails closed: ``n``, ``max_tokens`` and ``max_completion_tokens`` must be integers >= 1 when
+    present (``null`` counts as absent), else a 400; providers that coerce ``5.0`` or ``"5"`` would
+    otherwise slip past the caps. Without either token field the cap is sent as the limit
+    (``max_completion_tokens`` for chat, ``max_tokens`` for completions), so it always applies.
+    """
     notes: list[str] = []
     if kind == "embeddings":
         return notes
+    for name in _CAPPED:
+        _int_field(data, name, minimum=1)
     if not allow_logprobs and (data.get("logprobs") or data.get("top_logprobs")):
         data.pop("logprobs", None)
         data.pop("top_logprobs", None)
         notes.append("logprobs_stripped")
     n = data.get("n")
-    if isinstance(n, int) and n > h.max_n:
+    if n is not None and n > h.max_n:
         data["n"] = h.max_n
         notes.append("n_capped")
-    for name in ("max_tokens", "max_completion_tokens"):
+    limited = False
+    for name in _CAPPED[1:]:
         v = data.get(name)
-        if isinstance(v, int) and v > h.max_tokens:
+        if v is None:
+            continue
+        limited = True
+        if v > h.max_tokens:
             data[name] = h.max_tokens
             notes.append(f"{name}_capped")
+    if not limited:
+        data["max_completion_tokens" if kind == "chat" else "max_tokens"] = h.max_tokens
+        notes.append("max_tokens_defaulted")
     return notes
 
 
