@@ -313,7 +313,10 @@ class GatewaySettings(Section):
                 raise ValueError(f"models.{name}.upstream: unknown upstream {route.upstream!r}")
         for name, up in self.upstreams.items():
             if up.type == "openai" and up.base_url:
-                host = egress_host(up.base_url)
+                try:
+                    host = egress_host(up.base_url)
+                except ValueError as e:
+                    raise ValueError(f"upstreams.{name}.base_url: {e}") from None
                 if not host_allowed(host, self.egress_allowlist):
                     raise ValueError(
                         f"upstreams.{name}.base_url: host {host!r} is not in gateway.egress_allowlist; "
@@ -326,7 +329,8 @@ def egress_host(url: str) -> str:
     """The lower-cased host of an http(s) ``url``; ``ValueError`` for any other URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL")
+        # the URL itself is not repeated: it may carry credentials
+        raise ValueError(f"not an http(s) URL (scheme {parts.scheme!r}, host {parts.hostname!r})")
     if parts.username or parts.password:
         raise ValueError("credentials in an upstream URL are refused; use api_key_env")
     return parts.hostname.lower().rstrip(".")
