@@ -236,20 +236,6 @@ class LimitService:
 
     async def _admit(self, subject: Subject, lease: Lease) -> None:
         now = time.time()
-        budget = self.settings.queries_per_day
-        if budget:
-            item = self._item("day", budget)
-            # The window's count itself (what FixedWindowRateLimiter.hit compares with the budget): the
-            # one call that takes it to budget + 1 crossed the budget, whichever worker or replica
-            # it reached (Redis counts atomically), so the crossing is recorded once per window.
-            count = await self._storage.incr(item.key_for("budget", subject.principal_id), item.get_expiry())
-            if count > budget:
-                reset = (await self._window.get_window_stats(item, "budget", subject.principal_id)).reset_time
-                raise BudgetExceeded(
-                    "the daily query budget of this principal is spent",
-                    retry_after=max(1.0, reset - now),
-                    first=count == budget + 1,
-                )
         for sc in self._scopes(subject):
             lim = sc.limits
             rpm = sc.requests
@@ -278,6 +264,22 @@ class LimitService:
                         f"{sc.kind} concurrent request limit reached ({lim.concurrent})", retry_after=1.0
                     )
                 lease._held.append((key, 1))
+        # Last: a call the rate or concurrency limits refuse never reached a model and does not
+        # spend the day's budget (a refusal here leaves the lease to release its slots).
+        budget = self.settings.queries_per_day
+        if budget:
+            item = self._item("day", budget)
+            # The window's count itself (what FixedWindowRateLimiter.hit compares with the budget): the
+            # one call that takes it to budget + 1 crossed the budget, whichever worker or replica
+            # it reached (Redis counts atomically), so the crossing is recorded once per window.
+            count = await self._storage.incr(item.key_for("budget", subject.principal_id), item.get_expiry())
+            if count > budget:
+                reset = (await self._window.get_window_stats(item, "budget", subject.principal_id)).reset_time
+                raise BudgetExceeded(
+                    "the daily query budget of this principal is spent",
+                    retry_after=max(1.0, reset - now),
+                    first=count == budget + 1,
+                )
 
     def _enter_local(self, key: str, limit: int) -> bool:
         n = self._concurrent.get(key, 0)

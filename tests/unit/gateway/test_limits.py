@@ -111,6 +111,26 @@ def test_budget_crossing_is_reported_once() -> None:
     run(go())
 
 
+def test_calls_refused_by_other_limits_do_not_spend_the_budget() -> None:
+    """A call the rate or concurrency limits refuse never reached a model: the day's query budget
+    counts admitted calls only, and a call the budget refuses holds no concurrency slot."""
+
+    async def go() -> None:
+        svc = LimitService(LimitsSettings(per_key=LimitSet(concurrent=1), queries_per_day=2))
+        held = await svc.acquire(S)  # 1 of 2
+        for _ in range(3):
+            with pytest.raises(LimitExceeded, match="concurrent"):
+                await svc.acquire(S)
+        await held.release()
+        await (await svc.acquire(S)).release()  # 2 of 2: the refusals spent nothing
+        with pytest.raises(BudgetExceeded) as e:
+            await svc.acquire(S)
+        assert e.value.first
+        assert svc._concurrent == {}
+
+    run(go())
+
+
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
