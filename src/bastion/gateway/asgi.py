@@ -80,25 +80,28 @@ class GatewayApp:
         route = _INVOKE.get(path)
         if route is not None:
             if method != "POST":
-                await send_json(
-                    send, 405, error_body("use POST", "invalid_request_error", "method_not_allowed")
-                )
+                await self._refuse(scope, send, route, ApiError(405, "use POST", "method_not_allowed"))
                 return
-            if gw.draining:  # refused like any call: OpenAI-style, and recorded
-                call = Call(route=route, client_ip=gw.client_ip(scope))
-                await gw._fail(send, call, ApiError(503, "the gateway is shutting down", "unavailable"))
+            if gw.draining:
+                await self._refuse(
+                    scope, send, route, ApiError(503, "the gateway is shutting down", "unavailable")
+                )
                 return
             await gw.invoke(scope, receive, send, route)
             return
         if path == "/v1/models" or path.startswith("/v1/models/"):
             if method != "GET":
-                await send_json(
-                    send, 405, error_body("use GET", "invalid_request_error", "method_not_allowed")
-                )
+                await self._refuse(scope, send, "models", ApiError(405, "use GET", "method_not_allowed"))
                 return
             await self._models(scope, send, path[len("/v1/models/") :] if path != "/v1/models" else None)
             return
-        await send_json(send, 404, _NOT_FOUND)
+        # the path is not repeated anywhere (it is the caller's); "v1" keeps the metric label bounded
+        await self._refuse(scope, send, "v1", ApiError(404, "unknown path", "not_found"))
+
+    async def _refuse(self, scope: Scope, send: Send, route: str, error: ApiError) -> None:
+        """Answer ``error`` before anything else is known of the call, and record it like any refusal."""
+        gw = self.gateway
+        await gw._fail(send, Call(route=route, client_ip=gw.client_ip(scope)), error)
 
     async def _models(self, scope: Scope, send: Send, one: str | None) -> None:
         """GET /v1/models: only the models this caller may invoke (one ledger event per call)."""

@@ -56,7 +56,22 @@ def client_cert(scope: Scope) -> bytes | None:
 
 
 def header_value(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case), or None."""
     for k, v in scope["headers"]:
         if k == name:
             return bytes(v)
     return None
+
+
+def last_header_value(scope: Scope, name: bytes) -> bytes | None:
+    """The last value of header ``name`` (lower case): what a proxy in front added last."""
+    found = None
+    for k, v in scope["headers"]:
+        if k == name:
+            found = v
+    return None if found is None else bytes(found)
+
+
+def header_count(scope: Scope, name: bytes) -> int:
+    """How often header ``name`` (lower case) was sent."""
+    return sum(1 for k, _ in scope["headers"] if k == name)

@@ -37,7 +37,9 @@ from bastion.gateway.intake import (
     Scope,
     Send,
     client_cert,
+    header_count,
     header_value,
+    last_header_value,
     read_body,
     send_json,
 )
@@ -149,15 +151,21 @@ class Gateway(CallRecorder):
             )
 
     def client_ip(self, scope: Scope) -> str:
+        """The caller's address: the peer's, or with ``trust_forwarded_for`` the one the trusted
+        proxy in front appended to ``X-Forwarded-For``: the rightmost entry. Entries to its left
+        are whatever the caller sent and prove nothing."""
         if self.settings.trust_forwarded_for:
-            xff = header_value(scope, b"x-forwarded-for")
+            xff = last_header_value(scope, b"x-forwarded-for")
             if xff:
-                return xff.split(b",")[0].strip().decode("latin-1")[:64]
+                return xff.rsplit(b",", 1)[-1].strip().decode("latin-1")[:64]
         client = scope.get("client")
         return str(client[0]) if client else ""
 
     async def authenticate(self, scope: Scope, call: Call) -> Authentication:
         raw = header_value(scope, b"authorization")
+        if raw is not None and header_count(scope, b"authorization") > 1:
+            # which credential counts would depend on who reads the request (a proxy, a WAF, us)
+            raise ApiError(401, "send one Authorization header, not several", "invalid_api_key")
         cert = client_cert(scope) if raw is None else None
         if cert is None and (raw is None or not raw[:7].lower() == b"bearer " or len(raw) > 8192):
             raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key")

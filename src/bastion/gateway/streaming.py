@@ -61,9 +61,10 @@ async def stream_call(
     want_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
     data["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
     upstream = gw.upstreams[call.upstream]
+    payload = wire.encode(data)
     t_up = time.perf_counter()
     try:
-        up = await upstream.open_stream(wire.KIND_PATH[kind], orjson.dumps(data))
+        up = await upstream.open_stream(wire.KIND_PATH[kind], payload)
     except UpstreamStatusError as e:
         call.upstream_status = e.reply.status
         call.steps.append("upstream")

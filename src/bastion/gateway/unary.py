@@ -33,9 +33,10 @@ async def unary_call(
     context: ScanContext | None,
 ) -> None:
     upstream = gw.upstreams[call.upstream]
+    payload = wire.encode(data)
     t_up = time.perf_counter()
     try:
-        reply = await upstream.send(wire.KIND_PATH[kind], orjson.dumps(data))
+        reply = await upstream.send(wire.KIND_PATH[kind], payload)
     except UpstreamError as e:
         gw.metrics.upstream_errors.labels(call.upstream, str(e.status)).inc()
         raise

@@ -39,6 +39,15 @@ def parse(body: bytes, kind: str) -> dict[str, Any]:
     return data
 
 
+def encode(data: dict[str, Any]) -> bytes:
+    """The request as the provider gets it. orjson reads JSON nested up to 1024 levels but writes
+    only 254: a request nested deeper is the caller's error (400), not the gateway's (500)."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        raise bad_request("the request is nested too deeply") from None
+
+
 def _int_field(data: dict[str, Any], name: str, *, minimum: int) -> None:
     v = data.get(name)
     if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < minimum):
@@ -215,10 +224,11 @@ def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: boo
         return notes
     for name in _CAPPED:
         _int_field(data, name, minimum=1)
-    if not allow_logprobs and (data.get("logprobs") or data.get("top_logprobs")):
-        data.pop("logprobs", None)
-        data.pop("top_logprobs", None)
-        notes.append("logprobs_stripped")
+    if not allow_logprobs:
+        # not just truthy values: completions' ``logprobs: 0`` still returns the sampled tokens' ones
+        lp, top = data.pop("logprobs", None), data.pop("top_logprobs", None)
+        if (lp is not None and lp is not False) or top is not None:
+            notes.append("logprobs_stripped")
     n = data.get("n")
     if n is not None and n > h.max_n:
         data["n"] = h.max_n
