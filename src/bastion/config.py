@@ -81,6 +81,9 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a request body not complete this long after its head: 408"
+    )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=1024, le=1024 * 1024, description="larger request headers are refused (431)"
     )

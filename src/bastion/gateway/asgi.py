@@ -204,5 +204,10 @@ def create_gateway(
     Raises :class:`~bastion.errors.ConfigError` for unusable gateway configuration (an unknown
     detector, a provider key variable that is not set).
     """
-    gw = Gateway(settings.gateway, components, max_body_bytes=settings.server.max_body_bytes)
+    gw = Gateway(
+        settings.gateway,
+        components,
+        max_body_bytes=settings.server.max_body_bytes,
+        body_timeout_s=settings.server.body_timeout_s,
+    )
     return GatewayApp(gw, fallback, max_header_bytes=settings.server.max_header_bytes)

@@ -31,6 +31,7 @@ from bastion.gateway.deps import GatewayComponents
 from bastion.gateway.errors import ApiError, from_bastion_error
 from bastion.gateway.intake import (
     JSON_HEADERS,
+    BodyDeadlines,
     ClientGone,
     Message,
     Receive,
@@ -98,11 +99,17 @@ class Gateway(CallRecorder):
     """One configured gateway: its upstreams, guards, limits, metrics and components."""
 
     def __init__(
-        self, settings: GatewaySettings, components: GatewayComponents, *, max_body_bytes: int
+        self,
+        settings: GatewaySettings,
+        components: GatewayComponents,
+        *,
+        max_body_bytes: int,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.settings = settings
         self.c = components
         self.max_body = max_body_bytes
+        self.body_deadlines = BodyDeadlines(body_timeout_s)
         self.metrics = GatewayMetrics()
         self.upstreams: dict[str, Upstream] = dict(
             components.upstreams or build_upstreams(settings.upstreams)
@@ -313,7 +320,7 @@ class Gateway(CallRecorder):
         try:
             try:
                 auth = await self.authenticate(scope, call)
-                body = await read_body(receive, self.max_body)
+                body = await read_body(receive, self.max_body, self.body_deadlines)
                 call.prompt_sha256 = hashlib.sha256(body).hexdigest()
                 if self.c.content is not None:
                     call.prompt_body = body

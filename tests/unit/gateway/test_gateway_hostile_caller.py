@@ -427,12 +427,6 @@ def test_a_longer_content_length_then_a_hang_up_is_one_cancelled_event() -> None
 # -- slow bodies ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intake.read_body (gateway/intake.py:23-38) has no deadline: an authenticated caller that "
-    "sends part of a body and goes idle holds the call (and the bytes read so far, up to "
-    "server.max_body_bytes) for ever; uvicorn has no body timeout either",
-)
 def test_an_idle_body_is_ended_by_a_read_deadline() -> None:
     """Slowloris: half a body, then silence. Safe: within 10 (virtual) minutes the gateway gives up
     with an error answer (408/400) and the call's one ledger event. The loop's clock runs 1000x
