@@ -130,17 +130,29 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 def input_refs(data: dict[str, Any], kind: str, *, system: bool = True) -> list[TextRef]:
-    """Where each prompt text lives (message contents, text parts, tool-call and legacy
-    function-call arguments, prompts);
-    without ``system``, system and developer messages (the application's own) are left out."""
+    """Where each text the model reads lives: message contents, text and refusal parts, refusals,
+    names, tool-call and legacy function-call arguments and results; prompts and completions'
+    ``suffix``; embeddings' input.
+
+    ``system`` adds what the application itself writes: system and developer messages, and the
+    descriptions in tool and function definitions and in ``response_format``'s JSON schema (also
+    text in the model's prompt). Without it they are left out, like system prompts
+    (``guards.scan_system``).
+    """
     if kind == "chat":
         messages = data["messages"]
         if not system:
             messages = [m for m in messages if m.get("role") not in ("system", "developer")]
-        return list(_chat_input_refs(messages))
+        refs = list(_chat_input_refs(messages))
+        if system:
+            refs.extend(_definition_refs(data))
+        return refs
     key = "prompt" if kind == "completions" else "input"
     v = data[key]
-    return [(data, key)] if isinstance(v, str) else [(v, i) for i in range(len(v))]
+    refs = [(data, key)] if isinstance(v, str) else [(v, i) for i in range(len(v))]
+    if kind == "completions" and isinstance(data.get("suffix"), str):
+        refs.append((data, "suffix"))
+    return refs
 
 
 def _chat_input_refs(messages: list[dict[str, Any]]) -> Iterator[TextRef]:
@@ -152,7 +164,40 @@ def _chat_input_refs(messages: list[dict[str, Any]]) -> Iterator[TextRef]:
             for part in c:
                 if isinstance(part.get("text"), str):
                     yield (part, "text")
+                if isinstance(part.get("refusal"), str):
+                    yield (part, "refusal")
+        for key in ("refusal", "name"):  # prior refusals; names are rendered into the prompt
+            if isinstance(m.get(key), str):
+                yield (m, key)
         yield from _tool_call_refs(m)
+
+
+#: keys of a JSON schema (tool parameters, response_format) whose strings the model reads as text
+_SCHEMA_TEXT = frozenset({"description", "title"})
+
+
+def _definition_refs(data: dict[str, Any]) -> Iterator[TextRef]:
+    """The descriptions in a chat request's tool and function definitions and its response format."""
+    roots: list[Any] = []
+    tools = data.get("tools")
+    if isinstance(tools, list):
+        roots.extend(t.get("function") for t in tools if isinstance(t, dict))
+    functions = data.get("functions")
+    if isinstance(functions, list):
+        roots.extend(functions)
+    fmt = data.get("response_format")
+    if isinstance(fmt, dict):
+        roots.append(fmt.get("json_schema"))
+    stack = [r for r in roots if isinstance(r, dict | list)]
+    while stack:  # iterative: the nesting is the caller's (up to 1024 levels)
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                if isinstance(node, dict) and key in _SCHEMA_TEXT:
+                    yield (node, key)
+            elif isinstance(value, dict | list):
+                stack.append(value)
 
 
 def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:

@@ -3,8 +3,8 @@
 
 The guard here is the deny-list (``project zeus``; its findings block). For each place a request
 can carry text the model reads: the SAFE behaviour is a 400 ``content_filter`` and no upstream call.
-Places the guards skip today are strict xfails naming the gap, except system/developer messages,
-which docs/gateway.md ("Default guards") leaves unscanned on purpose unless ``scan_system: true``.
+System and developer messages, tool and function definitions and response schemas are the
+application's own: docs/gateway.md ("Default guards") leaves them unscanned unless ``scan_system: true``.
 """
 
 from __future__ import annotations
@@ -41,12 +41,6 @@ def fn_tool(description: str = "looks things up", parameters: dict[str, Any] | N
     fn: dict[str, Any] = {"name": "lookup", "description": description}
     fn["parameters"] = parameters or {"type": "object", "properties": {}}
     return {"type": "function", "function": fn}
-
-
-def gap(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True, reason=f"input guard gap (wire.input_refs, gateway/wire.py:123-159): {reason}"
-    )
 
 
 SCANNED: list[Any] = [
@@ -88,11 +82,33 @@ SCANNED: list[Any] = [
     pytest.param(EMBEDDINGS, {"model": "bastion-demo", "input": ["fine", DENY]}, id="input-list"),
     pytest.param(
         CHAT,
+        chat({"role": "user", "name": DENY, "content": "hi"}),
+        id="message-name",
+    ),
+    pytest.param(
+        CHAT,
+        chat({"role": "assistant", "content": [{"type": "refusal", "refusal": DENY}]}, USER_HI),
+        id="refusal-part",
+    ),
+    pytest.param(
+        CHAT,
+        chat({"role": "assistant", "content": None, "refusal": DENY}, USER_HI),
+        id="assistant-refusal",
+    ),
+    pytest.param(
+        COMPLETIONS,
+        {"model": "bastion-demo", "prompt": "fine", "suffix": DENY},
+        id="completion-suffix",
+    ),
+]
+
+
+#: what the application itself writes besides system messages: scanned with ``scan_system: true``
+DEFINITIONS: list[Any] = [
+    pytest.param(
+        CHAT,
         chat(USER_HI, tools=[fn_tool(description=DENY)]),
         id="tool-description",
-        marks=gap(
-            "tools[].function.description is sent to the model (it is in its prompt) but never scanned"
-        ),
     ),
     pytest.param(
         CHAT,
@@ -108,13 +124,11 @@ SCANNED: list[Any] = [
             ],
         ),
         id="tool-parameter-description",
-        marks=gap("tools[].function.parameters (JSON-schema descriptions, enums) reach the model unscanned"),
     ),
     pytest.param(
         CHAT,
         chat(USER_HI, functions=[{"name": "lookup", "description": DENY, "parameters": {"type": "object"}}]),
         id="legacy-function-description",
-        marks=gap("legacy functions[].description reaches the model unscanned"),
     ),
     pytest.param(
         CHAT,
@@ -126,33 +140,20 @@ SCANNED: list[Any] = [
             },
         ),
         id="response-format-schema",
-        marks=gap("response_format.json_schema (description, schema) is given to the model unscanned"),
-    ),
-    pytest.param(
-        CHAT,
-        chat({"role": "user", "name": DENY, "content": "hi"}),
-        id="message-name",
-        marks=gap("messages[].name is rendered into the prompt by chat templates but never scanned"),
-    ),
-    pytest.param(
-        CHAT,
-        chat({"role": "assistant", "content": [{"type": "refusal", "refusal": DENY}]}, USER_HI),
-        id="refusal-part",
-        marks=gap("assistant content parts of type 'refusal' carry text in 'refusal', not 'text': skipped"),
-    ),
-    pytest.param(
-        CHAT,
-        chat({"role": "assistant", "content": None, "refusal": DENY}, USER_HI),
-        id="assistant-refusal",
-        marks=gap("an assistant message's 'refusal' text (prior-turn history) is skipped"),
-    ),
-    pytest.param(
-        COMPLETIONS,
-        {"model": "bastion-demo", "prompt": "fine", "suffix": DENY},
-        id="completion-suffix",
-        marks=gap("/v1/completions 'suffix' (text after the insertion point) reaches the model unscanned"),
     ),
 ]
+
+
+@pytest.mark.parametrize(("path", "body"), DEFINITIONS)
+def test_definitions_are_scanned_with_the_system_prompt(path: str, body: dict[str, Any]) -> None:
+    """Tool and function definitions and response schemas are the application's, like its system
+    prompt: scanned with ``scan_system: true``, passed as they are without it (docs/gateway.md)."""
+    gw = gateway(settings(guards={**DENY_GUARDS, "scan_system": True}))
+    a = run(gw, path, body)
+    assert_openai_error(a, 400, "invalid_request_error", "content_filter")
+    assert gw.up.bodies == []
+    plain = gateway()
+    assert run(plain, path, body).status == 200 and DENY in str(plain.up.bodies[-1])
 
 
 @pytest.mark.parametrize(("path", "body"), SCANNED)
