@@ -91,6 +91,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: dict[bytes, bytes] = {}
         self.header_bytes = 0
+        self.head_read = 0  # bytes fed while the header block is not complete (parser-held ones too)
         self.headers_done = False
         self.complete = False
         self.until_eof = False
@@ -120,6 +121,13 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as e:
             self._fail(f"the upstream's answer is not valid HTTP/1.1 ({e})")
             return
+        if not self.headers_done:
+            # on_header sees a line only once it has ended: a name or value that never ends is
+            # held inside the parser, so the header limit also counts the bytes fed so far
+            self.head_read += len(data)
+            if self.head_read > MAX_HEADER_BYTES:
+                self._fail("the upstream's header block is too large")
+                return
         if self.buffered > _PAUSE_BYTES and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -143,14 +151,22 @@ class _Connection(asyncio.Protocol):
         if self.complete:  # a second answer to one request
             self._fail("the upstream sent more than one answer")
 
+    # Once the answer is complete, nothing more is taken from the parser: a second answer to the
+    # same request (the connection is closed) must not rewrite the first's status, headers or body.
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > MAX_HEADER_BYTES:
             self._fail("the upstream's header block is too large")
             return
-        self.headers[name.lower()] = value
+        if not self.headers_done:  # trailers (after a chunked body) never override headers
+            self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200:
             self.informational = True  # 100 Continue, 103 Early Hints: the real answer follows
@@ -166,10 +182,14 @@ class _Connection(asyncio.Protocol):
         )
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
 
     def on_message_complete(self) -> None:
+        if self.complete:
+            return
         if self.informational:
             self.informational = False
             self.headers = {}
