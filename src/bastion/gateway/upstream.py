@@ -37,6 +37,8 @@ from bastion.version import __version__
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
+#: what an unfinished event's ``data:`` line is counted as besides its bytes (its list entry, about)
+_LINE_COST = 64
 #: A non-streamed answer larger than this is refused (502) rather than buffered.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 _USER_AGENT = f"user-agent: bastion/{__version__}".encode()
@@ -211,7 +213,9 @@ class HttpUpstream:
         deadline = asyncio.get_running_loop().time() + self.cfg.total_timeout_s
         try:
             reply = await self._post(path, payload, self._head, deadline)
-            body = await reply.read(deadline, MAX_REPLY_BYTES)
+            # an error's body is read only as far as anyone looks (a compressed one can be a bomb)
+            ok = reply.status == 200
+            body = await reply.read(deadline, MAX_REPLY_BYTES if ok else MAX_ERROR_BODY, truncate=not ok)
         except (TimeoutError, TransportError) as e:
             raise self._failed(e) from e
         finally:
@@ -301,6 +305,8 @@ class _HttpStream:
         self._deadline = self._time() + upstream.cfg.total_timeout_s
         self._buf = b""  # the start of a line not complete yet
         self._data: list[bytes] = []  # the data: lines of an event not complete yet
+        self._data_cost = 0  # what those lines cost (:meth:`_unfinished_cost`), as of ...
+        self._data_seen = 0  # ... this many of them
 
     async def events(self) -> AsyncIterator[bytes]:
         while (batch := await self.next_batch()) is not None:
@@ -333,7 +339,9 @@ class _HttpStream:
                     if len(buf) > MAX_EVENT_BYTES:
                         raise UpstreamError("upstream sent an oversized stream event", status=502)
                 out, buf = _parse_events(buf, self._data)
-                if self._data and sum(map(len, self._data)) > MAX_EVENT_BYTES:
+                if out:  # an event ended: the lines left (if any) start a new one
+                    self._data_cost = self._data_seen = 0
+                if self._data and self._unfinished_cost() > MAX_EVENT_BYTES:
                     # an event of many data: lines that never ends would otherwise grow without bound
                     raise UpstreamError("upstream sent an oversized stream event", status=502)
                 if out:
@@ -347,6 +355,15 @@ class _HttpStream:
         except TransportError as e:
             up.breaker.failure()
             raise UpstreamError(f"upstream {up.name!r} stream broke", status=502) from e
+
+    def _unfinished_cost(self) -> int:
+        """What the unfinished event's ``data:`` lines hold: their bytes plus ``_LINE_COST`` each
+        (an empty line adds no bytes but a list entry), kept up to date without summing the lines
+        again on every read (a provider sending one line per read would make that quadratic)."""
+        data = self._data
+        self._data_cost += sum(map(len, data[self._data_seen :])) + _LINE_COST * (len(data) - self._data_seen)
+        self._data_seen = len(data)
+        return self._data_cost
 
     def on_first_wait(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` once, just before this stream first has to wait for the provider: while what
