@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import re
 import time
 from typing import Any
 
@@ -405,15 +407,12 @@ class Gateway(CallRecorder):
             try:
                 err = orjson.loads(reply.body).get("error", {})
                 if isinstance(err, dict) and isinstance(err.get("message"), str):
-                    message = err["message"][:500]
+                    # the provider's words, without any credential it may echo (ours included)
+                    secret = getattr(self.upstreams.get(call.upstream), "secret", None)
+                    message = scrub_credentials(err["message"][:2000], secret)[:500]
             except (orjson.JSONDecodeError, AttributeError):
                 pass
-            retry = None
-            if reply.status == 429:
-                try:
-                    retry = float(reply.retry_after or 1)
-                except ValueError:
-                    retry = 1.0
+            retry = retry_after_s(reply.retry_after) if reply.status == 429 else None
             return ApiError(
                 reply.status, message, "upstream_rejected", retry_after=retry, tag=failed, outcome=outcome
             )
@@ -456,3 +455,29 @@ class Gateway(CallRecorder):
 def _route_in_scope(routes: tuple[str, ...], kind: str) -> bool:
     """Whether an API key scoped to ``routes`` (empty: all) may use ``kind`` (named or by path)."""
     return not routes or kind in routes or wire.KIND_PATH[kind] in routes
+
+
+#: what a credential in a provider's error message looks like: a bearer token, or a key with a
+#: provider prefix (OpenAI sk-/sk-proj-, Anthropic sk-ant-, Groq gsk_, Google AIza, xAI xai-)
+_CREDENTIAL = re.compile(
+    r"(?i)\bbearer\s+[^\s\"',;]+|\b(?:sk|gsk|xai|pk|rk)[-_][A-Za-z0-9_\-]{8,}|\bAIza[A-Za-z0-9_\-]{20,}"
+)
+
+
+def scrub_credentials(text: str, secret: str | None = None) -> str:
+    """``text`` with ``secret`` and anything that looks like an API key or bearer token masked."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "[redacted]")
+    return _CREDENTIAL.sub("[redacted]", text)
+
+
+def retry_after_s(value: bytes | str | None) -> float:
+    """A provider's Retry-After in seconds, kept within 1 s .. 1 day (an HTTP date, garbage, NaN
+    or infinity count as 1 s)."""
+    try:
+        seconds = float(value or 1)
+    except ValueError:
+        return 1.0
+    if not math.isfinite(seconds):
+        return 1.0
+    return min(max(seconds, 1.0), 86_400.0)

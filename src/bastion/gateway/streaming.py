@@ -306,6 +306,9 @@ class _Relay:
         if not choices:
             if usage is not None and not self.want_usage:
                 return
+            if "model" in obj and obj["model"] != self.call.model:  # the provider's name stays hidden
+                obj["model"] = self.call.model
+                payload = orjson.dumps(obj)
             out.append(payload)
             return
         if not isinstance(choices, list):  # not something to guard, count or pass on as it is

@@ -51,7 +51,8 @@ async def unary_call(
         resp = orjson.loads(reply.body)
     except orjson.JSONDecodeError:
         resp = None
-    if not isinstance(resp, dict):
+    if not isinstance(resp, dict) or not wire.answer_readable(resp, kind):
+        # not an answer, or one shaped so that a guard could miss its text: refused, never relayed
         gw.metrics.upstream_errors.labels(call.upstream, "garbage").inc()
         raise ApiError(
             502,

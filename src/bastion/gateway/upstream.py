@@ -179,6 +179,8 @@ class HttpUpstream:
         )
         lines = [b"content-type: application/json", b"accept-encoding: identity", _USER_AGENT]
         key = _api_key(name, cfg)
+        #: the provider key, to mask wherever the provider echoes it (never sent to callers or logs)
+        self.secret = key
         if key:
             name_ = b"api-key" if cfg.auth_header == "api-key" else b"authorization"
             value = key if cfg.auth_header == "api-key" else f"Bearer {key}"

@@ -213,8 +213,36 @@ def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
         yield (fc, "arguments")
 
 
+def answer_readable(resp: dict[str, Any], kind: str) -> bool:
+    """Whether a (non-streamed) chat or completions answer has the shape :func:`output_refs` reads:
+    ``choices`` a list of objects, a chat message an object whose ``content`` is text, a list of
+    parts, or null. Any other shape could carry text no output guard sees: it is refused."""
+    if kind == "embeddings":
+        return True
+    choices = resp.get("choices")
+    if choices is None:
+        return True
+    if not isinstance(choices, list):
+        return False
+    for ch in choices:
+        if not isinstance(ch, dict):
+            return False
+        if kind == "chat" and "message" in ch:
+            msg = ch["message"]
+            if not isinstance(msg, dict):
+                return False
+            content = msg.get("content")
+            if content is not None and not isinstance(content, str | list):
+                return False
+            if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
+                return False
+    return True
+
+
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
-    """Where each generated text lives in a (non-streamed) response."""
+    """Where each generated text lives in a (non-streamed) response of a shape that
+    :func:`answer_readable` accepts: texts, message contents and their text parts, refusals,
+    tool-call and function-call arguments."""
     out: list[TextRef] = []
     choices = resp.get("choices")
     if kind == "embeddings" or not isinstance(choices, list):
@@ -228,8 +256,13 @@ def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
             continue
         msg = ch.get("message")
         if isinstance(msg, dict):
-            if isinstance(msg.get("content"), str):
+            content = msg.get("content")
+            if isinstance(content, str):
                 out.append((msg, "content"))
+            elif isinstance(content, list):
+                out.extend((part, "text") for part in content if isinstance(part.get("text"), str))
+            if isinstance(msg.get("refusal"), str):
+                out.append((msg, "refusal"))
             out.extend(_tool_call_refs(msg))
     return out
 
