@@ -414,6 +414,10 @@ def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
     delta = ch.get("delta")
     if not isinstance(delta, dict):
         delta = ch["delta"] = {}
+    field = channel.split(":", 1)[1] if ":" in channel else ""
+    if field in wire.MESSAGE_TEXT_FIELDS:  # a refusal, a reasoning model's thoughts
+        delta[field] = text + (delta.get(field) or "")
+        return
     if channel.endswith(":fn"):  # a legacy function call's arguments
         fc = delta.get("function_call")
         if not isinstance(fc, dict):
@@ -444,6 +448,9 @@ def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str,
         return out
     if isinstance(delta.get("content"), str):
         out.append((delta, "content", str(idx)))
+    for field in wire.MESSAGE_TEXT_FIELDS:
+        if isinstance(delta.get(field), str):
+            out.append((delta, field, f"{idx}:{field}"))
     calls = delta.get("tool_calls")
     if isinstance(calls, list):
         for tc in calls:
@@ -479,6 +486,10 @@ def _scan_plain(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
         content = delta.get("content")
         if isinstance(content, str):
             n += len(content)
+        for field in wire.MESSAGE_TEXT_FIELDS:
+            text = delta.get(field)
+            if text is not None and isinstance(text, str):
+                n += len(text)
         calls = delta.get("tool_calls")
         if calls is not None and isinstance(calls, list):
             for tc in calls:

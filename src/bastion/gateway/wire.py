@@ -213,10 +213,16 @@ def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
         yield (fc, "arguments")
 
 
+#: text fields of an answer's message (and of a stream's delta) besides ``content``: OpenAI's refusal,
+#: the reasoning of reasoning models (vLLM, DeepSeek: ``reasoning_content``; OpenRouter, Ollama:
+#: ``reasoning``). The caller reads them, so output guards read them too.
+MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
+
+
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
     """Whether a (non-streamed) chat or completions answer has the shape :func:`output_refs` reads:
-    ``choices`` a list of objects, a chat message an object whose ``content`` is text, a list of
-    parts, or null. Any other shape could carry text no output guard sees: it is refused."""
+    ``choices`` a list of objects, each chat choice with a ``message`` object whose ``content`` is
+    text, a list of parts, or null. Any other shape could carry text no output guard sees: it is refused."""
     if kind == "embeddings":
         return True
     choices = resp.get("choices")
@@ -227,8 +233,8 @@ def answer_readable(resp: dict[str, Any], kind: str) -> bool:
     for ch in choices:
         if not isinstance(ch, dict):
             return False
-        if kind == "chat" and "message" in ch:
-            msg = ch["message"]
+        if kind == "chat":
+            msg = ch.get("message")
             if not isinstance(msg, dict):
                 return False
             content = msg.get("content")
@@ -241,8 +247,8 @@ def answer_readable(resp: dict[str, Any], kind: str) -> bool:
 
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
     """Where each generated text lives in a (non-streamed) response of a shape that
-    :func:`answer_readable` accepts: texts, message contents and their text parts, refusals,
-    tool-call and function-call arguments."""
+    :func:`answer_readable` accepts: texts, message contents and their text parts, refusals and
+    reasoning, tool-call and function-call arguments."""
     out: list[TextRef] = []
     choices = resp.get("choices")
     if kind == "embeddings" or not isinstance(choices, list):
@@ -261,8 +267,7 @@ def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
                 out.append((msg, "content"))
             elif isinstance(content, list):
                 out.extend((part, "text") for part in content if isinstance(part.get("text"), str))
-            if isinstance(msg.get("refusal"), str):
-                out.append((msg, "refusal"))
+            out.extend((msg, f) for f in MESSAGE_TEXT_FIELDS if isinstance(msg.get(f), str))
             out.extend(_tool_call_refs(msg))
     return out
 
