@@ -166,7 +166,7 @@ def _chat_input_refs(messages: list[dict[str, Any]]) -> Iterator[TextRef]:
                     yield (part, "text")
                 if isinstance(part.get("refusal"), str):
                     yield (part, "refusal")
-        for key in ("refusal", "name"):  # prior refusals; names are rendered into the prompt
+        for key in (*MESSAGE_TEXT_FIELDS, "name"):  # earlier answers' fields; names are in the prompt
             if isinstance(m.get(key), str):
                 yield (m, key)
         yield from _tool_call_refs(m)
