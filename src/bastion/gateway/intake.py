@@ -4,10 +4,10 @@ sending a JSON answer, and the caller's headers and verified TLS client certific
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from bastion.gateway.deadlines import Deadlines
 from bastion.gateway.errors import ApiError
 
 Scope = MutableMapping[str, Any]
@@ -31,57 +31,27 @@ class _Read:
         self.expired = False
 
 
-class BodyDeadlines:
+class BodyDeadlines(Deadlines[_Read]):
     """Ends request-body reads that take longer than ``timeout_s`` (a caller that sends half a body
     and goes idle would otherwise hold its call, and what it sent, for ever: uvicorn has no body
-    timeout). ONE loop timer for all calls, as :class:`~bastion.gateway.recording.LedgerDeadlines`:
-    ``asyncio.timeout`` arms and cancels a timer per call (about 7 µs under uvloop).
+    timeout). An expired read's task is cancelled; :func:`read_body` turns that into a 408."""
 
-    An expired read is cancelled; :func:`read_body` turns that cancellation into a 408.
-    """
-
-    __slots__ = ("_loop", "_pending", "_timeout", "_timer")
-
-    def __init__(self, timeout_s: float) -> None:
-        self._timeout = timeout_s
-        self._pending: deque[tuple[float, _Read]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+    __slots__ = ()
 
     def start(self) -> _Read:
         """Watch the current task's body read (mark the result ``done`` when it ends)."""
-        loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        if loop is not self._loop:  # a new event loop (tests run several): start afresh on it
-            if self._timer is not None:
-                self._timer.cancel()
-            self._loop, self._timer = loop, None
-            self._pending.clear()
-        pending = self._pending
-        while pending and pending[0][1].done:
-            pending.popleft()
         read = _Read(task)
-        pending.append((loop.time() + self._timeout, read))
-        if self._timer is None:
-            self._timer = loop.call_at(pending[0][0], self._expire)
+        self.watch(read)
         return read
 
-    def _expire(self) -> None:
-        self._timer = None
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        pending = self._pending
-        while pending:
-            deadline, read = pending[0]
-            if not read.done:
-                if deadline > now:
-                    self._timer = loop.call_at(deadline, self._expire)
-                    return
-                read.expired = True
-                read.task.cancel()
-            pending.popleft()
+    def settled(self, item: _Read) -> bool:
+        return item.done
+
+    def expire(self, item: _Read) -> None:
+        item.expired = True
+        item.task.cancel()
 
 
 async def read_body(receive: Receive, limit: int, deadlines: BodyDeadlines | None = None) -> bytes:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import functools
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import structlog
 from bastion.config import GatewaySettings
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.gateway.call import Call
+from bastion.gateway.deadlines import Deadlines
 from bastion.gateway.deps import GatewayComponents
 from bastion.gateway.errors import ApiError
 from bastion.gateway.intake import Send, send_json
@@ -33,51 +33,19 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class LedgerDeadlines:
-    """Fails the ledger futures calls wait on once they are ``timeout_s`` old, with ONE loop timer for
-    all of them: ``asyncio.timeout`` arms and cancels a timer per call (about 10 µs under uvloop).
+class LedgerDeadlines(Deadlines[asyncio.Future[Any]]):
+    """Fails the ledger futures calls wait on once they are ``timeout_s`` old (one timer for all)."""
 
-    Futures are watched in the order they were handed out (their deadlines are in that order too);
-    settled ones are dropped from the front as new ones arrive and when the timer fires.
-    """
-
-    __slots__ = ("_loop", "_pending", "_timeout", "_timer")
+    __slots__ = ()
 
     def __init__(self, timeout_s: float = _RECORD_TIMEOUT_S) -> None:
-        self._timeout = timeout_s
-        self._pending: deque[tuple[float, asyncio.Future[Any]]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        super().__init__(timeout_s)
 
-    def watch(self, future: asyncio.Future[Any]) -> None:
-        """Fail ``future`` with :class:`TimeoutError` unless it is settled within the timeout."""
-        loop = future.get_loop()
-        if loop is not self._loop:  # a new event loop (tests run several): start afresh on it
-            if self._timer is not None:
-                self._timer.cancel()
-            self._loop, self._timer = loop, None
-            self._pending.clear()
-        pending = self._pending
-        while pending and pending[0][1].done():
-            pending.popleft()
-        pending.append((loop.time() + self._timeout, future))
-        if self._timer is None:
-            self._timer = loop.call_at(pending[0][0], self._expire)
+    def settled(self, item: asyncio.Future[Any]) -> bool:
+        return item.done()
 
-    def _expire(self) -> None:
-        self._timer = None
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        pending = self._pending
-        while pending:
-            deadline, future = pending[0]
-            if not future.done():
-                if deadline > now:
-                    self._timer = loop.call_at(deadline, self._expire)
-                    return
-                future.set_exception(TimeoutError())
-            pending.popleft()
+    def expire(self, item: asyncio.Future[Any]) -> None:
+        item.set_exception(TimeoutError())
 
 
 class CallRecorder:
