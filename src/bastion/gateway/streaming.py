@@ -345,10 +345,10 @@ class _Relay:
                     holder[key] = step.text
                     changed = True
             if ch.get("finish_reason") is not None:
-                changed = self._prepend_held(ch, idx) or changed
+                changed = self._release_held(ch, idx) or changed
         return changed
 
-    def _prepend_held(self, ch: dict[str, Any], idx: int) -> bool:
+    def _release_held(self, ch: dict[str, Any], idx: int) -> bool:
         """Before a choice finishes, release what the guard still holds for it."""
         assert self.guard is not None
         held = self.guard.finish(str(idx))
@@ -407,32 +407,33 @@ class _OneByOne:
 
 
 def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
-    """Insert released ``text`` of ``channel`` in front of what choice ``ch`` already carries."""
+    """Add released ``text`` of ``channel`` after what choice ``ch`` already carries: the guard held
+    it back from the end of the text released so far (in this chunk too), so it comes last."""
     if kind != "chat":
-        ch["text"] = text + (ch.get("text") or "")
+        ch["text"] = (ch.get("text") or "") + text
         return
     delta = ch.get("delta")
     if not isinstance(delta, dict):
         delta = ch["delta"] = {}
     field = channel.split(":", 1)[1] if ":" in channel else ""
     if field in wire.MESSAGE_TEXT_FIELDS:  # a refusal, a reasoning model's thoughts
-        delta[field] = text + (delta.get(field) or "")
+        delta[field] = (delta.get(field) or "") + text
         return
     if channel.endswith(":fn"):  # a legacy function call's arguments
         fc = delta.get("function_call")
         if not isinstance(fc, dict):
             fc = delta["function_call"] = {}
-        fc["arguments"] = text + (fc.get("arguments") or "")
+        fc["arguments"] = (fc.get("arguments") or "") + text
         return
     if ":tool" not in channel:
-        delta["content"] = text + (delta.get("content") or "")
+        delta["content"] = (delta.get("content") or "") + text
         return
     tool_index = int(channel.rsplit(":tool", 1)[1])
     calls = delta.setdefault("tool_calls", [])
     for tc in calls:
         if isinstance(tc, dict) and tc.get("index", 0) == tool_index:
             fn = tc.setdefault("function", {})
-            fn["arguments"] = text + (fn.get("arguments") or "")
+            fn["arguments"] = (fn.get("arguments") or "") + text
             return
     calls.append({"index": tool_index, "function": {"arguments": text}})
 
