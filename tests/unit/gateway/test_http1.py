@@ -342,19 +342,22 @@ def test_refused_connection_is_connect_failed() -> None:
 
 def test_cancelling_a_call_closes_its_connection() -> None:
     async def main() -> None:
-        closed = asyncio.Event()
+        closed, answering = asyncio.Event(), asyncio.Event()
 
         async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             await _read_request(r)
             w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
             await w.drain()
+            answering.set()
             if not await r.read(1):  # EOF: the client hung up
                 closed.set()
 
         async with Server(slow) as srv:
             pool = srv.pool()
             task = asyncio.create_task(_post(pool))
-            await asyncio.sleep(0.1)
+            # cancelled mid-answer (not after a fixed sleep, which a loaded machine can outrun)
+            await asyncio.wait_for(answering.wait(), 5)
+            await asyncio.sleep(0.05)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
