@@ -27,7 +27,7 @@ from bastion.errors import UpstreamError
 from bastion.gateway import GatewayApp, GatewayComponents, create_gateway
 from bastion.gateway.upstream import UpstreamReply, UpstreamStatusError
 
-from .harness import FakeAuthenticator, FakeAuthorizer, MemoryAudit, Ready, principal
+from .harness import FakeAuthenticator, FakeAuthorizer, MemoryAudit, Ready, post_scope, principal
 
 T = TypeVar("T")
 CHAT = "/v1/chat/completions"
@@ -313,20 +313,8 @@ def body_of(
 
 
 def scope(key: str, path: str = CHAT) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"authorization", b"Bearer " + key.encode()), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-        "root_path": "",
-    }
+    """The harness's POST scope, with this module's argument order (key first)."""
+    return post_scope(path, key)
 
 
 async def acall(
