@@ -79,8 +79,8 @@ class DenyListDetector:
         alternatives = "|".join(re.escape(t) for t in sorted(set(folded), key=len, reverse=True))
         pattern = rf"(?<!\w)(?:{alternatives})(?!\w)" if whole_word else f"(?:{alternatives})"
         self._pattern = re.compile(pattern) if folded else None
-        #: The longest folded term: a streaming look-behind window must be at least this long.
-        self.max_term_chars = max((len(t) for t in folded), default=0)
+        #: The longest folded term: stream guards widen their look-behind window to it.
+        self.min_stream_window = max((len(t) for t in folded), default=0)
 
     def scan(self, text: str, context: ScanContext) -> Sequence[Finding]:
         """One finding per occurrence of a deny-listed term."""

@@ -37,7 +37,11 @@ class ScanContext:
 
 @runtime_checkable
 class Detector(Protocol):
-    """A registered text detector."""
+    """A registered text detector.
+
+    A detector whose matches can be long may also declare ``min_stream_window`` (an int): stream
+    guards widen their look-behind window to it, so a match split over chunks is still seen whole.
+    """
 
     name: str
     directions: frozenset[Direction]

@@ -167,6 +167,10 @@ class SecretsDetector:
 
     name = NAME
     directions = frozenset({Direction.INPUT, Direction.OUTPUT})
+    #: The shortest match of every pattern fits in this many characters (the longest, Anthropic's
+    #: keys, needs 93); a stream's look-behind is at least this long, and longer tokens keep growing
+    #: from a match already seen.
+    min_stream_window = 128
 
     def scan(self, text: str, context: ScanContext) -> Sequence[Finding]:
         findings: list[Finding] = []

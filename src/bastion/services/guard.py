@@ -13,6 +13,11 @@ term split over two chunks is still found, and the work per chunk stays proporti
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import re
+import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -97,10 +102,13 @@ class GuardPolicy:
         self._rules = tuple(rules)
         self._default = default
 
-    def may_redact(self, detector_names: Sequence[str]) -> bool:
-        """True when a finding of one of ``detector_names`` could be given ``redact``."""
-        return self._default is Action.REDACT or any(
-            r.action == "redact" and (r.detector is None or r.detector in detector_names) for r in self._rules
+    def may_withhold(self, detector_names: Sequence[str]) -> bool:
+        """True when a finding of one of ``detector_names`` could be given ``redact`` or ``block``:
+        then a stream must hold text back until a match is complete."""
+        withholding = (Action.REDACT, Action.BLOCK)
+        return self._default in withholding or any(
+            Action(r.action) in withholding and (r.detector is None or r.detector in detector_names)
+            for r in self._rules
         )
 
     def action_for(self, finding: Finding, direction: Direction, target: GuardTarget) -> Action:
@@ -194,14 +202,21 @@ class GuardService:
         verdict = _verdict(acted, errors)
         return GuardResult(verdict, tuple(acted), tuple(redacted) if changed else None)
 
+    @functools.cached_property
+    def stream_window(self) -> int:
+        """``stream_window_chars``, widened to what an output detector declares it needs
+        (``min_stream_window``, e.g. the deny-list's longest term)."""
+        declared = (getattr(d, "min_stream_window", 0) for d in self.output_detectors)
+        return max(self.settings.stream_window_chars, *declared)
+
     def stream(self, target: GuardTarget, context: ScanContext | None = None) -> StreamGuard:
         """An incremental output guard for one streamed response."""
-        window = self.settings.stream_window_chars
+        window = self.stream_window
         return StreamGuard(
             self,
             target,
             window=window,
-            holdback=window if self.policy.may_redact(self.settings.output) else 0,
+            holdback=window if self.policy.may_withhold(self.settings.output) else 0,
             context=context,
         )
 
@@ -239,11 +254,105 @@ def _verdict(acted: Sequence[ActedFinding], errors: Sequence[str]) -> Verdict:
     )
 
 
+#: At most this many findings of one stream are kept (and reach its ledger event); further findings
+#: still act (block, redact) and still give their reasons, so a hostile stream cannot grow the
+#: guard's memory or the event without bound.
+MAX_STREAM_FINDINGS = 256
+#: A match still growing at the release point (a token of unbounded length) keeps the look-behind
+#: from its start, but never more than this many windows back: so does invisible padding.
+_MAX_WINDOWS_KEPT = 16
+
+
+@functools.cache
+def _invisible() -> re.Pattern[str]:
+    """A pattern for one invisible format character (Unicode category Cf), built on first use."""
+    cf = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
+    return re.compile("[" + "".join(re.escape(chr(c)) for c in cf) + "]")
+
+
+def _visible_start(text: str, end: int, count: int, floor: int) -> int:
+    """The start of the shortest slice ``text[i:end]`` holding ``count`` visible characters
+    (invisible format characters, which detectors fold away, do not count), but not before ``floor``."""
+    start = max(floor, end - count)
+    if count <= 0 or text.isascii() or not _invisible().search(text, start, end):
+        return start
+    i, seen = end, 0
+    while i > floor and seen < count:
+        i -= 1
+        if not _invisible().match(text, i):
+            seen += 1
+    return i
+
+
 @dataclass(slots=True)
 class _Channel:
-    seen: str = ""  # the tail of released text, at most `window` chars
-    pending: str = ""  # text not yet released (held back for redaction)
-    released: int = 0  # total chars released so far
+    """One channel's source text from absolute offset ``base``: released look-behind, then pending.
+
+    Detectors always see what the provider sent; redactions are kept as absolute spans and applied
+    only when text is released, so a match that keeps growing (a token of variable length) is
+    found whole again by the next scan and masked to its end.
+    """
+
+    src: str = ""
+    base: int = 0  # absolute offset of src[0]
+    released: int = 0  # absolute offset up to which text has been released
+    masked: int = -1  # absolute end of the text hidden by the last [REDACTED] released
+    mask_start: int = 0  # absolute start of the match that [REDACTED] stands for
+    redactions: list[list[int]] = field(default_factory=list)  # merged absolute spans not yet released
+
+    @property
+    def seen(self) -> str:
+        """The released look-behind."""
+        return self.src[: self.released - self.base]
+
+    @property
+    def pending(self) -> str:
+        """Text scanned but not released yet."""
+        return self.src[self.released - self.base :]
+
+    def add_redaction(self, start: int, end: int) -> None:
+        spans = sorted([*self.redactions, [start, end]])
+        merged: list[list[int]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self.redactions = merged
+
+    def release(self, cut: int) -> str:
+        """Release the text up to absolute offset ``cut``, each redacted run as one [REDACTED]."""
+        pos, out = self.released, []
+        for a, b in self.redactions:
+            if b <= pos:
+                continue
+            if a >= cut:
+                break
+            if a > pos:
+                out.append(self.src[pos - self.base : a - self.base])
+                pos = a
+            if pos != self.masked:  # not the continuation of a run already released as [REDACTED]
+                out.append(REDACTION)
+                self.mask_start = a
+            else:
+                self.mask_start = min(self.mask_start, a)
+            pos = self.masked = min(b, cut)
+        if pos < cut:
+            out.append(self.src[pos - self.base : cut - self.base])
+        self.released = cut
+        self.redactions = [r for r in self.redactions if r[1] > cut]
+        return "".join(out)
+
+    def trim(self, window: int) -> None:
+        """Keep ``window`` visible characters of look-behind, or more while a match is still open."""
+        end = self.released - self.base
+        floor = max(0, end - window * _MAX_WINDOWS_KEPT)
+        keep = _visible_start(self.src, end, window, floor)
+        if self.masked == self.released:  # a redacted match reaches the release point: it may grow
+            keep = min(keep, max(floor, self.mask_start - self.base))
+        if keep > 0:
+            self.src = self.src[keep:]
+            self.base += keep
 
 
 @dataclass(slots=True)
@@ -258,10 +367,11 @@ class StreamStep:
 class StreamGuard:
     """Scans one streamed output incrementally, per channel (a choice's content, a tool call's arguments).
 
-    Each chunk is scanned together with the last ``window`` released characters, so a match that
-    spans chunks is found as soon as its last character arrives, before that chunk is released.
-    With ``holdback`` > 0 (when a rule may redact) the last ``holdback`` characters stay pending, so
-    a term can be redacted before any of it leaves. Matches longer than the window are not seen.
+    Each chunk is scanned together with the last ``window`` released characters (invisible format
+    characters not counted), so a match that spans chunks is found as soon as its last character
+    arrives, before that chunk is released. With ``holdback`` > 0 (when a rule may block or redact)
+    the last ``holdback`` characters stay pending, so no part of a term that is blocked or redacted
+    leaves before the term is complete. Matches longer than the hold-back may have released their head.
     """
 
     service: GuardService
@@ -271,8 +381,9 @@ class StreamGuard:
     context: ScanContext | None = None
     _channels: dict[str, _Channel] = field(default_factory=dict)
     _acted: list[ActedFinding] = field(default_factory=list)
-    _keys: set[tuple[str, str, int, int]] = field(default_factory=set)
+    _index: dict[tuple[str, str, str, int], int] = field(default_factory=dict)
     _errors: list[str] = field(default_factory=list)
+    _overflow: list[ActedFinding] = field(default_factory=list)  # one per reason past the cap
     blocked: bool = False
 
     def feed(self, channel: str, text: str) -> StreamStep:
@@ -282,53 +393,71 @@ class StreamGuard:
         ch = self._channels.get(channel)
         if ch is None:
             ch = self._channels[channel] = _Channel()
-        ch.pending += text
-        return self._step(ch, final=False)
+        ch.src += text
+        return self._step(channel, ch, final=False)
 
     def finish(self, choice: str | None = None) -> dict[str, StreamStep]:
         """Release whatever is still held back, per channel: all channels, or those of ``choice``
         (the channel named ``choice`` and those named ``choice:…``)."""
         return {
-            name: self._step(ch, final=True)
+            name: self._step(name, ch, final=True)
             for name, ch in self._channels.items()
             if ch.pending and (choice is None or name == choice or name.startswith(choice + ":"))
         }
 
-    def _step(self, ch: _Channel, *, final: bool) -> StreamStep:
-        scanned = ch.seen + ch.pending
-        base = ch.released - len(ch.seen)  # absolute offset of scanned[0]
+    def _step(self, name: str, ch: _Channel, *, final: bool) -> StreamStep:
+        start = ch.released - ch.base  # where the pending text starts in ch.src
         errors_before = len(self._errors)
-        findings = _run(self.service.output_detectors, scanned, Direction.OUTPUT, self._errors, self.context)
-        spans: list[Span] = []
+        findings = _run(self.service.output_detectors, ch.src, Direction.OUTPUT, self._errors, self.context)
         for f in findings:
-            if not f.spans or max(s.end for s in f.spans) <= len(ch.seen):
+            if not f.spans or max(s.end for s in f.spans) <= start:
                 continue  # lies wholly in text already released (and already judged)
             action = self.service.policy.action_for(f, Direction.OUTPUT, self.target)
-            key = (f.detector, f.type, base + f.spans[0].start, base + f.spans[0].end)
-            if key not in self._keys:
-                self._keys.add(key)
-                self._acted.append(ActedFinding(_shift(f, base), action))
+            self._record(name, _shift(f, ch.base), action)
             if action is Action.BLOCK:
                 self.blocked = True
             elif action is Action.REDACT:
-                spans.extend(f.spans)
+                for s in f.spans:
+                    ch.add_redaction(ch.base + s.start, ch.base + s.end)
         if len(self._errors) > errors_before:
             self.blocked = True
         if self.blocked:
-            ch.pending = ""
+            ch.src = ch.src[:start]
             return StreamStep("", blocked=True)
-        if spans:
-            scanned = redact(scanned, spans, start_at=len(ch.seen))
-        pending = scanned[len(ch.seen) :]
-        cut = len(pending) if final else max(0, len(pending) - self.holdback)
-        out, ch.pending = pending[:cut], pending[cut:]
-        ch.released += len(out)
-        ch.seen = (ch.seen + out)[-self.window :]
+        end = len(ch.src)
+        floor = max(start, end - self.holdback * _MAX_WINDOWS_KEPT)
+        cut = end if final else _visible_start(ch.src, end, self.holdback, floor)
+        out = ch.release(ch.base + cut)
+        ch.trim(self.window)
         return StreamStep(out)
 
+    def _record(self, channel: str, f: Finding, action: Action) -> None:
+        """Keep ``f`` once: a finding seen again (the same match, perhaps grown) replaces its record."""
+        key = (channel, f.detector, f.type, f.spans[0].start)
+        i = self._index.get(key)
+        if i is not None:
+            self._acted[i] = ActedFinding(f, action)
+        elif len(self._acted) < MAX_STREAM_FINDINGS:
+            self._index[key] = len(self._acted)
+            self._acted.append(ActedFinding(f, action))
+        elif not any(_same_reason(o, f, action) for o in self._overflow):
+            self._overflow.append(ActedFinding(f, action))
+
     def result(self) -> GuardResult:
-        """The verdict over everything scanned so far."""
-        return GuardResult(_verdict(self._acted, self._errors), tuple(self._acted))
+        """The verdict over everything scanned so far (findings past the cap give their action and
+        reasons, not their spans)."""
+        verdict = _verdict([*self._acted, *self._overflow], self._errors)
+        if self._overflow:
+            verdict = dataclasses.replace(
+                verdict,
+                findings=tuple(a.finding for a in self._acted),
+                reasons=(*verdict.reasons, f"guard:findings_truncated:{MAX_STREAM_FINDINGS}"),
+            )
+        return GuardResult(verdict, tuple(self._acted))
+
+
+def _same_reason(a: ActedFinding, f: Finding, action: Action) -> bool:
+    return a.action is action and a.finding.detector == f.detector and a.finding.type == f.type
 
 
 def _shift(f: Finding, by: int) -> Finding:

@@ -140,12 +140,6 @@ def test_a_deny_term_split_anywhere_blocks_before_any_of_it_leaves(
     assert text[: text.index(DENY)].startswith(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guard.py:204 GuardService.stream: holdback is 0 unless some rule may redact, so with "
-    "block-only rules each chunk leaves as soon as it is scanned and the head of a blocked term (or of "
-    "a secret a rule blocks) reaches the caller before its last chunk arrives (docs/gateway.md:199-201)",
-)
 @pytest.mark.parametrize("guards", ["deny-only", "secrets-blocked"])
 def test_with_block_only_rules_no_part_of_a_blocked_term_leaves(guards: str) -> None:
     """The head of a term whose last characters come in a later chunk must not leave either when
@@ -161,12 +155,6 @@ def test_with_block_only_rules_no_part_of_a_blocked_term_leaves(guards: str) -> 
     assert text[: text.index(term)].startswith(out), f"released {out!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guard.py:321-324 StreamGuard._step redacts the pending text in place: once the first 36 "
-    "characters of a variable-length token (ghp_…{36,255}, sk-proj-…{40,}) have matched they become "
-    "'[REDACTED]', the rest of the token no longer matches and is released in clear",
-)
 @pytest.mark.parametrize(
     ("token", "cut"),
     [
@@ -187,12 +175,6 @@ def test_a_long_token_split_after_its_minimum_length_is_redacted_whole(token: st
     assert out == f"token {REDACTION} end"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guard.py:321-324 redacts pending text in place, so a flagged finding held back with a "
-    "redacted one is found again at shifted offsets and recorded twice (and with spans of the redacted "
-    "text, not of what the provider sent)",
-)
 def test_each_finding_of_a_stream_is_recorded_once() -> None:
     """A key (redacted) and an IP address (flagged) in the same chunk, then one more chunk: each
     finding once, as the unary scan reports them."""
@@ -207,12 +189,6 @@ def test_each_finding_of_a_stream_is_recorded_once() -> None:
     assert found(g.result().acted) == found(svc.scan([text], Direction.OUTPUT, TARGET).acted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="denylist.py:83 computes max_term_chars ('a streaming look-behind window must be at least "
-    "this long') but nothing uses it: guard.py:197-205 keeps stream_window_chars (min 16) even when a "
-    "deny-listed term is longer, and a split term then passes whole",
-)
 def test_a_deny_term_longer_than_the_window_is_still_caught_when_split() -> None:
     """Either the window is widened to the longest term or such a configuration is refused; a term
     the unary scan blocks must not pass a stream whole."""
@@ -228,12 +204,6 @@ def test_a_deny_term_longer_than_the_window_is_still_caught_when_split() -> None
     assert blocked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guard.py:326 the look-behind keeps stream_window_chars SOURCE characters (plus the hold-back); "
-    "the deny-list folds invisible format characters away (denylist.py:31), so a term padded with 600 "
-    "zero-width spaces is blocked by the unary scan but passes a stream split inside it",
-)
 def test_a_deny_term_padded_with_invisible_characters_is_caught_in_a_stream() -> None:
     svc = service(**REDACT_AND_DENY)
     padded = "project" + "\u200b" * 600 + " zeus"
@@ -265,12 +235,6 @@ def test_the_look_behind_and_hold_back_stay_bounded_over_a_long_stream() -> None
     assert not g.result().acted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guard.py:308-310 StreamGuard keeps every finding (_acted, _keys) for the whole stream and "
-    "streaming.py _complete puts all of them in the ONE ledger event: a stream with a flagged finding in "
-    "every chunk grows the guard's memory and the event without bound",
-)
 def test_findings_kept_for_a_stream_are_bounded() -> None:
     svc = service(output=["pii"])
     g = svc.stream(TARGET)
