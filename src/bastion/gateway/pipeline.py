@@ -71,7 +71,7 @@ log = structlog.get_logger("bastion.gateway")
 _RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
 _LIMITER_EVENT_INTERVAL_S = 60.0
 #: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
-_INLINE_SCAN_CHARS = 16_384
+INLINE_SCAN_CHARS = 16_384
 _SYSTEM_ROLES = ("system", "developer")
 
 
@@ -271,7 +271,7 @@ class Gateway(CallRecorder):
         self, texts: list[str], direction: Direction, target: GuardTarget, context: ScanContext | None
     ) -> GuardResult:
         """Guards over ``texts``; long texts in a worker thread so the event loop keeps serving."""
-        if sum(map(len, texts)) > _INLINE_SCAN_CHARS:
+        if sum(map(len, texts)) > INLINE_SCAN_CHARS:
             return await asyncio.to_thread(self.guards.scan, texts, direction, target, context)
         return self.guards.scan(texts, direction, target, context)
 

@@ -27,7 +27,7 @@ from bastion.errors import UpstreamError
 from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.errors import ApiError
-from bastion.gateway.pipeline import Gateway, Receive, Scope, Send
+from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
 from bastion.gateway.upstream import UpstreamStatusError
 from bastion.services.guard import GuardTarget, StreamGuard
 
@@ -264,6 +264,7 @@ class _Relay:
         call = self.call
         next_batch = up.next_batch if hasattr(up, "next_batch") else _OneByOne(up.events()).next_batch
         chunk = self._chunk
+        guarded = self.guard is not None
         while (batch := await next_batch()) is not None:
             if call.ttfb_us is None:
                 call.ttfb_us = int((time.perf_counter() - self.t_up) * 1_000_000)
@@ -280,7 +281,10 @@ class _Relay:
                             else:  # the answer's first events: not held back for the ledger
                                 await self._send_events(out)
                         return True
-                    chunk(payload, out)
+                    if guarded and len(payload) > INLINE_SCAN_CHARS:  # scanned off the event loop
+                        await asyncio.to_thread(chunk, payload, out)
+                    else:
+                        chunk(payload, out)
             except (_Blocked, UpstreamError):
                 if out:
                     await self._send_events(out)

@@ -517,13 +517,6 @@ def test_a_detector_that_raises_mid_stream_is_an_error_never_passed(how: str) ->
     assert "boom:error:block" in at["reasons"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streaming.py _guard_chunk calls StreamGuard.feed inline on the event loop for any chunk "
-    "size, while pipeline.py:74 (_INLINE_SCAN_CHARS) sends texts over 16 KiB to a worker thread for "
-    "unary calls: one large (or slow-to-scan) stream chunk stalls every call of the worker; there is no "
-    "detector timeout either, so a stalled detector can never be recorded as an error",
-)
 def test_a_large_stream_chunk_is_scanned_off_the_event_loop() -> None:
     det = _Boom()
     big = "lorem ipsum dolor " * 2_000  # 36 000 characters in one event
