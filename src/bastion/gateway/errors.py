@@ -99,7 +99,7 @@ def from_bastion_error(e: BastionError) -> ApiError:
             "the gateway cannot reach its database",
             "service_unavailable",
             tag=EventTag.GATEWAY_REQUEST_FAILED,
+            outcome="error",  # the gateway could not serve the call; it denied nothing
         )
-    return ApiError(
-        503, f"the gateway is unavailable ({e.code})", e.code, tag=EventTag.GATEWAY_REQUEST_FAILED
-    )
+    failed = EventTag.GATEWAY_REQUEST_FAILED
+    return ApiError(503, f"the gateway is unavailable ({e.code})", e.code, tag=failed, outcome="error")

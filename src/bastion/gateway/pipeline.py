@@ -357,6 +357,12 @@ class Gateway(CallRecorder):
                 call.reasons.append("client disconnected")
                 call.status = 499
                 await self._finish(call, EventTag.GATEWAY_REQUEST_FAILED, "cancelled")
+            except asyncio.CancelledError:
+                if not call.recorded:  # cancelled while waiting (a server giving up on its calls)
+                    call.reasons.append("cancelled")
+                    call.status = 499
+                    await self._finish(call, EventTag.GATEWAY_REQUEST_FAILED, "cancelled")
+                raise
             except Exception as e:  # noqa: BLE001  a bug: still an answer and an event
                 await self.crashed(send, call, e)
         finally:

@@ -360,13 +360,6 @@ def test_a_ledger_that_fails_withholds_the_answer_and_writes_nothing_else(stream
         assert a.status == 503 and a.json()["error"]["code"] == "audit_unavailable"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.py:352-361 Gateway.invoke catches ApiError, BastionError, ClientGone and Exception "
-    "but not asyncio.CancelledError: a unary call (or a stream still opening) cancelled while it waits "
-    "for the provider (a server giving up on its tasks at shutdown) ends with NO ledger event; only "
-    "the relay (streaming.py) records a cancellation",
-)
 @pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream-opening"])
 def test_a_call_cancelled_while_waiting_for_the_provider_still_gets_its_event(stream: bool) -> None:
     up = ScriptedUpstream(unary_hangs=not stream, opening_hangs=stream)
@@ -378,12 +371,6 @@ def test_a_call_cancelled_while_waiting_for_the_provider_still_gets_its_event(st
     assert attrs(ev)["status"] == 499
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors.py:96-105 from_bastion_error maps StoreError (and any other BastionError) to a "
-    "request:failed tag but leaves ApiError's default outcome 'denied': the ledger says the gateway "
-    "DENIED a call it could not serve (its database was down)",
-)
 def test_a_failed_call_is_never_recorded_as_denied() -> None:
     gw = build(settings(guards=GUARDS, models=MODELS))
     gw.auth.store_down = True
