@@ -37,6 +37,21 @@ T = TypeVar("T")
 _REDIS_TIMEOUT_S = 0.5
 _CONCURRENCY_TTL_S = 600
 _SCOPES_CACHE_MAX = 10_000
+#: Give back concurrency slots, never below zero: a key gone (its TTL ran out during a long call, or
+#: Redis lost it) stays gone, so a late release cannot hand the next callers an extra slot.
+_RELEASE_LUA = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n <= 0 then return 0 end
+if n <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 0 end
+return redis.call('DECRBY', KEYS[1], ARGV[1])
+"""
+
+
+def _narrower(scoped: int | None, configured: int | None) -> int | None:
+    """A key scope's limit, which can only narrow the configured one (``None``: no limit)."""
+    if scoped is None or configured is None:
+        return configured if scoped is None else scoped
+    return min(scoped, configured)
 
 
 class LimiterUnavailable(BastionError):
@@ -133,6 +148,7 @@ class LimitService:
             )
         else:
             self._storage = MemoryStorage()
+        self._release_script = self._redis.register_script(_RELEASE_LUA) if self._redis is not None else None
         self._window = FixedWindowRateLimiter(self._storage)
         self._concurrent: dict[str, int] = {}
         self._items: dict[tuple[str, int], RateLimitItem] = {}
@@ -172,8 +188,10 @@ class LimitService:
             if s.key_requests_per_minute is not None or s.key_tokens_per_minute is not None:
                 per_key = per_key.model_copy(
                     update={
-                        "requests_per_minute": s.key_requests_per_minute or per_key.requests_per_minute,
-                        "tokens_per_minute": s.key_tokens_per_minute or per_key.tokens_per_minute,
+                        "requests_per_minute": _narrower(
+                            s.key_requests_per_minute, per_key.requests_per_minute
+                        ),
+                        "tokens_per_minute": _narrower(s.key_tokens_per_minute, per_key.tokens_per_minute),
                     }
                 )
             out.append(self._scope("key", s.key_id, per_key))
@@ -296,7 +314,7 @@ class LimitService:
         pipe.expire(key, _CONCURRENCY_TTL_S)
         n, _ = await pipe.execute()
         if int(n) > limit:
-            await self._redis.decr(key)
+            await self._give_back(key, 1)
             return False
         return True
 
@@ -316,9 +334,12 @@ class LimitService:
             await self._guard(self._redis_release(held))
 
     async def _redis_release(self, held: list[tuple[str, int]]) -> None:
-        assert self._redis is not None
         for key, n in held:
-            await self._redis.decrby(key, n)
+            await self._give_back(key, n)
+
+    async def _give_back(self, key: str, n: int) -> None:
+        assert self._release_script is not None
+        await self._release_script(keys=[key], args=[n])
 
     async def _guard(self, aw: Awaitable[T]) -> T:
         try:

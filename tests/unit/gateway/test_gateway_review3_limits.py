@@ -373,13 +373,6 @@ def test_a_narrower_key_scope_limits_that_key_only() -> None:
     assert 1 <= retry_after(a2) <= 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="limits.py:175-176 a key scope's requests_per_minute/tokens_per_minute REPLACE the "
-    "configured per_key limit (`scope or per_key`), so a key can be given more than the operator's "
-    "per-key ceiling, though KeyScope (domain/identity.py:55) and docs/keys-and-roles.md say a key "
-    "can only narrow",
-)
 def test_a_key_scope_cannot_widen_the_configured_per_key_limit() -> None:
     scopes = {"alice-key": KeyScope(requests_per_minute=50)}
     gw = build(settings(limits={"per_key": {"requests_per_minute": 2}}), scopes=scopes)
@@ -475,12 +468,6 @@ def test_memory_and_redis_storage_make_the_same_decisions() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="limits.py:321 releases a Redis slot with DECRBY even when the key is gone (its 600 s TTL, "
-    "limits.py:296, ran out during a long call, or Redis lost it): the count goes to -1 with no TTL and "
-    "the next callers get one slot more than `concurrent` until the key expires again",
-)
 def test_a_redis_slot_released_after_its_key_expired_does_not_grant_an_extra_slot() -> None:
     url = redis_url()
 
