@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bastion.domain.events import AuditEvent, EventTag, JSONValue
 from bastion.domain.identity import Authentication
+from bastion.gateway.wire import estimate_tokens
 
 #: Guard states in the ledger. A guard that did not run is never "passed".
 NOT_CONFIGURED = "not_configured"
@@ -36,6 +37,8 @@ class Call:
     response_sha256: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tokens_estimated: bool = False  # the provider reported no usage
+    request_bytes: int = 0
     upstream_status: int | None = None
     upstream_us: int | None = None
     ttfb_us: int | None = None
@@ -52,6 +55,14 @@ class Call:
 
     def elapsed_us(self) -> int:
         return int((time.perf_counter() - self.t0) * 1_000_000)
+
+    def set_tokens(self, usage: tuple[int, int] | None, output_chars: int) -> None:
+        """The provider's usage; without one, an estimate that charges the prompt too (from the
+        request's size: a huge prompt is never free) and the output relayed."""
+        if usage is None:
+            usage = (estimate_tokens(self.request_bytes), estimate_tokens(output_chars))
+            self.tokens_estimated = True
+        self.prompt_tokens, self.completion_tokens = usage
 
     def event(self, tag: EventTag, outcome: str) -> AuditEvent:
         """The ledger event for this call: facts, hashes and counts; never content or secrets."""
@@ -87,7 +98,13 @@ class Call:
         if self.response_sha256:
             attrs["response_sha256"] = self.response_sha256
         if self.prompt_tokens or self.completion_tokens:
-            attrs["tokens"] = {"prompt": self.prompt_tokens, "completion": self.completion_tokens}
+            tokens: dict[str, JSONValue] = {
+                "prompt": self.prompt_tokens,
+                "completion": self.completion_tokens,
+            }
+            if self.tokens_estimated:
+                tokens["estimated"] = True
+            attrs["tokens"] = tokens
         if self.upstream_status is not None:
             attrs["upstream_status"] = self.upstream_status
         if self.upstream_us is not None:

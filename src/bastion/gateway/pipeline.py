@@ -324,6 +324,7 @@ class Gateway(CallRecorder):
                 auth = await self.authenticate(scope, call)
                 body = await read_body(receive, self.max_body, self.body_deadlines)
                 call.prompt_sha256 = hashlib.sha256(body).hexdigest()
+                call.request_bytes = len(body)
                 if self.c.content is not None:
                     call.prompt_body = body
                 data = wire.parse(body, kind)

@@ -212,8 +212,7 @@ class _Relay:
                 call.steps.append("output_guard")
         else:
             call.guard_output = NOT_CONFIGURED
-        p, c = self.usage or (0, wire.estimate_tokens(self.chars))
-        call.prompt_tokens, call.completion_tokens = p, c
+        call.set_tokens(self.usage, self.chars)
         call.response_sha256 = self.sha.hexdigest()
         if self.sent is not None:
             call.response_body = b"\n".join(self.sent)

@@ -61,6 +61,11 @@ async def unary_call(
             tag=EventTag.GATEWAY_REQUEST_FAILED,
             outcome="error",
         )
+    # charged before the output guards: the provider produced (and billed) the answer, whatever
+    # the gateway then does with it
+    call.set_tokens(wire.usage_of(resp), 0 if kind == "embeddings" else len(reply.body))
+    assert call.auth is not None
+    await gw.charge(call)
     changed = False
     if not allow_lp and kind != "embeddings":
         changed = wire.strip_logprobs(resp)
@@ -87,16 +92,10 @@ async def unary_call(
         out = orjson.dumps(resp)
     else:
         out = reply.body  # nothing to change: pass the provider's bytes through
-    usage = wire.usage_of(resp)
-    if usage is None:
-        usage = (wire.estimate_tokens(len(reply.body)), 0)
-    call.prompt_tokens, call.completion_tokens = usage
     call.response_sha256 = hashlib.sha256(out).hexdigest()
     if call.prompt_body is not None:
         call.response_body = out
     call.status = 200
-    assert call.auth is not None
-    await gw.charge(call)
     if not await gw._finish(call, EventTag.GATEWAY_REQUEST_COMPLETED, "allowed"):
         raise ApiError(
             503,
