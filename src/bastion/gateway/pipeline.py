@@ -26,7 +26,7 @@ from bastion.detectors.interface import Direction, ScanContext
 from bastion.domain.access import Operation, Resource
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.domain.identity import Authentication
-from bastion.errors import BastionError
+from bastion.errors import BastionError, LimitExceeded
 from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.deps import GatewayComponents
@@ -239,6 +239,20 @@ class Gateway(CallRecorder):
         except Exception:  # noqa: BLE001  the answer had already started: the event is what is left
             log.error("gateway_call_crashed_mid_answer", route=call.route, model=call.model)
 
+    async def receive_body(self, auth: Authentication, call: Call, receive: Receive) -> bytes:
+        """The request body. While it arrives it counts against the caller's concurrency limits, so
+        one key cannot hold more half-sent bodies in memory than it may have calls in flight."""
+        try:
+            leave = self.limits.enter_upload(self.limits.subject(auth))
+        except LimitExceeded as e:
+            self.metrics.limited.labels("rate").inc()
+            call.reasons.append(e.message)
+            raise from_bastion_error(e) from e
+        try:
+            return await read_body(receive, self.max_body, self.body_deadlines)
+        finally:
+            leave()
+
     async def acquire(self, auth: Authentication, call: Call) -> Lease:
         try:
             lease = await self.limits.acquire(self.limits.subject(auth))
@@ -322,7 +336,7 @@ class Gateway(CallRecorder):
         try:
             try:
                 auth = await self.authenticate(scope, call)
-                body = await read_body(receive, self.max_body, self.body_deadlines)
+                body = await self.receive_body(auth, call, receive)
                 call.prompt_sha256 = hashlib.sha256(body).hexdigest()
                 call.request_bytes = len(body)
                 if self.c.content is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -151,6 +152,7 @@ class LimitService:
         self._release_script = self._redis.register_script(_RELEASE_LUA) if self._redis is not None else None
         self._window = FixedWindowRateLimiter(self._storage)
         self._concurrent: dict[str, int] = {}
+        self._uploads: dict[str, int] = {}
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._scope_cache: dict[Subject, tuple[_Scope, ...]] = {}
         self._subjects: dict[int, tuple[Authentication, Subject]] = {}
@@ -232,6 +234,34 @@ class LimitService:
             await lease.release()
             raise
         return lease
+
+    def enter_upload(self, subject: Subject) -> Callable[[], None]:
+        """Count one request body still arriving against ``subject``'s concurrency limits, in this
+        process (what it bounds is the memory half-sent bodies hold here); returns its release.
+        Raises :class:`LimitExceeded` when a scope already has ``concurrent`` bodies arriving."""
+        held: list[str] = []
+        for sc in self._scopes(subject):
+            limit = sc.limits.concurrent
+            if not limit:
+                continue
+            n = self._uploads.get(sc.concurrency_key, 0)
+            if n >= limit:
+                self._leave_uploads(held)
+                raise LimitExceeded(
+                    f"{sc.kind} concurrent request limit reached ({limit}, counting uploads)", retry_after=1.0
+                )
+            self._uploads[sc.concurrency_key] = n + 1
+            held.append(sc.concurrency_key)
+        return functools.partial(self._leave_uploads, held)
+
+    def _leave_uploads(self, keys: list[str]) -> None:
+        for key in keys:
+            n = self._uploads.get(key, 0) - 1
+            if n > 0:
+                self._uploads[key] = n
+            else:
+                self._uploads.pop(key, None)
+        keys.clear()
 
     async def charge_tokens(self, subject: Subject, tokens: int) -> bool:
         """Charge ``tokens`` used by a finished call; False when the store was unavailable."""

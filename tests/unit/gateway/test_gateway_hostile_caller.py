@@ -450,12 +450,6 @@ def test_an_idle_body_is_ended_by_a_read_deadline() -> None:
     assert len(gw.events()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="limits are acquired only after the whole body is read and parsed (gateway/pipeline.py:308-321):"
-    " uploads in progress are not counted against per_key.concurrent, so one key can hold any number"
-    " of half-sent bodies (each up to server.max_body_bytes) in memory",
-)
 def test_uploads_in_progress_count_against_the_concurrency_limit() -> None:
     """per_key.concurrent: 1. While one call of the key is still uploading its body, a second call of
     the same key is refused (429): the limit bounds what one key holds in flight."""

@@ -216,3 +216,26 @@ def test_subject_is_remembered_per_authentication() -> None:
     assert svc.subject(auth) is s
     other = Authentication(p, AuthMethod.API_KEY, key_id="k2")
     assert svc.subject(other) == Subject("k2", "p1", "t1")
+
+
+def test_uploads_count_against_each_scope_and_a_refusal_holds_nothing() -> None:
+    """Key 2 concurrent, team 3: two bodies of k1 arriving fill the key; a third of k1 is refused;
+    one of k2 (same team) fills the team, so a fourth (k3) is refused by the team and, refused, holds
+    no key slot of its own. Releasing makes room again, and releasing twice gives nothing extra."""
+    svc = LimitService(LimitsSettings(per_key=LimitSet(concurrent=2), per_team=LimitSet(concurrent=3)))
+    k1, k2, k3 = (Subject(key_id=f"k{i}", principal_id="p", team="t") for i in (1, 2, 3))
+    held = [svc.enter_upload(k1), svc.enter_upload(k1)]
+    with pytest.raises(LimitExceeded, match="key concurrent request limit reached \\(2, counting uploads\\)"):
+        svc.enter_upload(k1)
+    held.append(svc.enter_upload(k2))
+    with pytest.raises(LimitExceeded, match="team concurrent"):
+        svc.enter_upload(k3)
+    assert "bastion:conc:key:k3" not in svc._uploads
+    held[0]()
+    held[0]()  # a second release of the same upload changes nothing
+    held.append(svc.enter_upload(k3))
+    with pytest.raises(LimitExceeded):
+        svc.enter_upload(k3)
+    for leave in held:
+        leave()
+    assert svc._uploads == {}
