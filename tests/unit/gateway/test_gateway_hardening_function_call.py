@@ -198,7 +198,7 @@ def test_unguarded_stream_counts_function_call_characters() -> None:
     off: dict[str, Any] = {"input": [], "output": []}
     status, body, audit, _ = _call(_ask("bastion-demo", stream=True), ["x" * 40, "y" * 40], guards=off)
     assert status == 200 and _streamed_arguments(body) == "x" * 40 + "y" * 40
-    tokens = audit.events[-1].attributes["tokens"]
+    tokens: Any = audit.events[-1].attributes["tokens"]
     assert tokens["completion"] == wire.estimate_tokens(80) and tokens["estimated"] is True
     assert tokens["prompt"] > 0  # estimated from the request's size
 

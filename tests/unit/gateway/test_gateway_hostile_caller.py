@@ -1,7 +1,7 @@
 """A hostile caller against the gateway: request bodies and HTTP framing.
 
-Each test states the SAFE behaviour. Where the gateway is not safe today the test is a strict
-``xfail`` naming the bug; the others are regression tests. This module also holds the helpers the
+Each test states the SAFE behaviour; all are regression tests now (the bugs they found as strict
+``xfail``s are fixed). This module also holds the helpers the
 other ``test_gateway_hostile_caller_*`` modules use: a gateway driven as ASGI directly (a spy
 upstream records what reaches the provider), an event loop whose clock runs fast (to see whether a
 timeout exists at all without waiting for it), and raw sockets against a live server.

@@ -1015,7 +1015,7 @@ def test_insane_unary_usage_never_refunds_the_token_limit(usage: Any) -> None:
     answer = _run(main())
     assert answer.status == 200
     [event] = answer.audit.events
-    tokens = event.attributes["tokens"]
+    tokens: Any = event.attributes["tokens"]
     # estimated: the prompt from the request's size, the completion from the answer's
     assert tokens["estimated"] is True and tokens["completion"] == math.ceil(len(body) / 4)
     assert isinstance(tokens["prompt"], int) and tokens["prompt"] > 0
@@ -1215,7 +1215,7 @@ def test_stream_usage_is_never_a_refund_and_never_a_crash(usage: Any, tokens: tu
     assert answer.status == 200 and answer.events()[-1] == b"[DONE]"
     [event] = answer.audit.events
     assert event.tag is EventTag.GATEWAY_REQUEST_COMPLETED
-    got = dict(event.attributes["tokens"])
+    got: dict[str, Any] = dict(event.attributes["tokens"])  # type: ignore[arg-type]
     if tokens is None:  # estimated: the prompt from the request's size, the completion from the text
         assert got.pop("estimated") is True and got.pop("prompt") > 0
         assert got == {"completion": math.ceil(len(text) / 4)}

@@ -6,7 +6,7 @@ model, route, decision, reasons, guard states, token counts, upstream status, la
 prompt/response digests where they apply; the response digest is the one of what the caller got
 (computed here from the client side); no prompt or response content is ever in it.
 
-Each test asserts the SAFE behaviour; strict xfails name a bug (file:line).
+Each test asserts the SAFE behaviour (the bugs found as strict xfails are fixed).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Review: rate, token and concurrency limits as the gateway applies them (limits.py, pipeline
 acquire/charge, the charge after unary and streamed calls).
 
-Each test asserts the SAFE behaviour; strict xfails name a bug (file:line). Redis tests run when
+Each test asserts the SAFE behaviour (the bugs found as strict xfails are fixed). Redis tests run when
 BASTION_TEST_REDIS_URL is set (as in test_limits.py).
 """
 

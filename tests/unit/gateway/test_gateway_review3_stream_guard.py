@@ -1,7 +1,7 @@
 """Review: the streaming output guards (StreamGuard, the relay that applies it, their window).
 
-Each test asserts the SAFE behaviour. Where the gateway is not safe today the test is a strict xfail
-naming the bug (file:line); the others are regression tests whose docstrings say how they would fail.
+Each test asserts the SAFE behaviour (the bugs found as strict xfails are fixed); docstrings say how
+a test would fail.
 Tests at the StreamGuard level feed chunks by hand; the others drive the whole gateway as ASGI with
 a scripted in-process provider (tests/unit/gateway/test_gateway_review3_support.py).
 """
