@@ -277,6 +277,12 @@ class GuardSettings(Section):
     )
     stream_window_chars: int = Field(default=256, ge=16, le=65_536, description="look-behind on streams")
     max_scan_chars: int = Field(default=1_000_000, ge=1024, description="longer texts are refused (413)")
+    scan_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="a scan run in a worker thread (texts over 16 KiB) that takes longer blocks the call",
+    )
 
 
 def _default_upstreams() -> dict[str, UpstreamSettings]:

@@ -286,7 +286,12 @@ class Gateway(CallRecorder):
     ) -> GuardResult:
         """Guards over ``texts``; long texts in a worker thread so the event loop keeps serving."""
         if sum(map(len, texts)) > INLINE_SCAN_CHARS:
-            return await asyncio.to_thread(self.guards.scan, texts, direction, target, context)
+            scan = asyncio.to_thread(self.guards.scan, texts, direction, target, context)
+            try:
+                return await asyncio.wait_for(scan, self.settings.guards.scan_timeout_s)
+            except TimeoutError:  # the thread runs on; its result is not waited for
+                log.warning("guard_scan_timeout", direction=direction.value, chars=sum(map(len, texts)))
+                return self.guards.timed_out()
         return self.guards.scan(texts, direction, target, context)
 
     async def guard_input(self, data: dict[str, Any], kind: str, target: GuardTarget, call: Call) -> None:

@@ -29,7 +29,7 @@ from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.errors import ApiError
 from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
 from bastion.gateway.upstream import UpstreamStatusError
-from bastion.services.guard import GuardTarget, StreamGuard
+from bastion.services.guard import SCAN_TIMEOUT, GuardTarget, StreamGuard
 
 log = structlog.get_logger("bastion.gateway")
 
@@ -281,7 +281,7 @@ class _Relay:
                                 await self._send_events(out)
                         return True
                     if guarded and len(payload) > INLINE_SCAN_CHARS:  # scanned off the event loop
-                        await asyncio.to_thread(chunk, payload, out)
+                        await self._chunk_in_thread(payload, out)
                     else:
                         chunk(payload, out)
             except (_Blocked, UpstreamError):
@@ -291,6 +291,20 @@ class _Relay:
             if out:
                 await self._send_events(out)
         return False
+
+    async def _chunk_in_thread(self, payload: bytes, out: list[bytes]) -> None:
+        """:meth:`_chunk` in a worker thread, for at most ``guards.scan_timeout_s``: a scan that takes
+        longer blocks the stream (the thread runs on; nothing it does reaches the caller)."""
+        assert self.guard is not None
+        queued: list[bytes] = []
+        work = asyncio.to_thread(self._chunk, payload, queued)
+        try:
+            await asyncio.wait_for(work, self.gw.settings.guards.scan_timeout_s)
+        except TimeoutError:
+            log.warning("guard_scan_timeout", direction="output", chars=len(payload))
+            self.guard.fail(SCAN_TIMEOUT)
+            raise _Blocked from None
+        out.extend(queued)
 
     def _chunk(self, payload: bytes, out: list[bytes]) -> None:
         """Check one upstream event, guard it, and queue what the caller gets in ``out``."""

@@ -30,6 +30,8 @@ from bastion.errors import ConfigError
 from bastion.registry import Registry
 
 REDACTION = "[REDACTED]"
+#: The error a scan that ran out of time (``guards.scan_timeout_s``) is recorded with.
+SCAN_TIMEOUT = "scan_timeout"
 _INPUT_CONTEXT = ScanContext(direction=Direction.INPUT)
 _OUTPUT_CONTEXT = ScanContext(direction=Direction.OUTPUT)
 
@@ -201,6 +203,10 @@ class GuardService:
                 changed = True
         verdict = _verdict(acted, errors)
         return GuardResult(verdict, tuple(acted), tuple(redacted) if changed else None)
+
+    def timed_out(self) -> GuardResult:
+        """The result of a scan that did not finish in time: it blocks, as a failing detector does."""
+        return GuardResult(_verdict([], [SCAN_TIMEOUT]))
 
     @functools.cached_property
     def stream_window(self) -> int:
@@ -442,6 +448,13 @@ class StreamGuard:
             self._acted.append(ActedFinding(f, action))
         elif not any(_same_reason(o, f, action) for o in self._overflow):
             self._overflow.append(ActedFinding(f, action))
+
+    def fail(self, error: str) -> None:
+        """Stop the stream with ``error`` (a scan that ran out of time): it blocks, as a failing
+        detector does."""
+        if error not in self._errors:
+            self._errors.append(error)
+        self.blocked = True
 
     def result(self) -> GuardResult:
         """The verdict over everything scanned so far (findings past the cap give their action and
