@@ -13,6 +13,7 @@ import pytest
 from bastion.config import GuardSettings
 from bastion.detectors.interface import Detector, Direction, ScanContext
 from bastion.domain.findings import Finding
+from bastion.gateway.upstream import UpstreamReply
 from bastion.registry import Registry
 from bastion.services.guard import SCAN_TIMEOUT, GuardService
 
@@ -20,7 +21,6 @@ from .test_gateway_review3_support import (
     Answer,
     Gw,
     ScriptedUpstream,
-    UpstreamReply,
     acall,
     attrs,
     body_of,
