@@ -23,6 +23,7 @@ import structlog
 from bastion.config import GatewaySettings, ModelRoute
 from bastion.detectors.canary import add_canary, make_canary
 from bastion.detectors.interface import Direction, ScanContext
+from bastion.detectors.secrets import SecretsDetector
 from bastion.domain.access import Operation, Resource
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.domain.identity import Authentication
@@ -50,7 +51,7 @@ from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.recording import CallRecorder, LedgerDeadlines
 from bastion.gateway.unary import unary_call
 from bastion.gateway.upstream import Upstream, UpstreamReply, build_upstreams
-from bastion.services.guard import GuardResult, GuardService, GuardTarget
+from bastion.services.guard import GuardResult, GuardService, GuardTarget, redact
 from bastion.services.limits import BudgetExceeded, Lease, LimiterUnavailable, LimitService
 
 #: names that moved to intake.py stay importable from here
@@ -490,11 +491,17 @@ _CREDENTIAL = re.compile(
 )
 
 
+_SECRETS = SecretsDetector()
+_SCRUB_CONTEXT = ScanContext(direction=Direction.OUTPUT)
+
+
 def scrub_credentials(text: str, secret: str | None = None) -> str:
-    """``text`` with ``secret`` and anything that looks like an API key or bearer token masked."""
+    """``text`` with ``secret``, anything the secrets detector finds (cloud keys, tokens, JWTs,
+    connection strings) and anything that looks like an API key or bearer token masked."""
     if secret and len(secret) >= 4:
         text = text.replace(secret, "[redacted]")
-    return _CREDENTIAL.sub("[redacted]", text)
+    spans = [s for f in _SECRETS.scan(text, _SCRUB_CONTEXT) for s in f.spans]
+    return _CREDENTIAL.sub("[redacted]", redact(text, spans, marker="[redacted]"))
 
 
 def retry_after_s(value: bytes | str | None) -> float:

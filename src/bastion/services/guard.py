@@ -81,8 +81,8 @@ class GuardResult:
 PASSED = GuardResult(Verdict(Action.ALLOW))
 
 
-def redact(text: str, spans: Sequence[Span], *, start_at: int = 0) -> str:
-    """``text`` with every span (clipped to ``start_at``) replaced by ``[REDACTED]``; overlaps merged."""
+def redact(text: str, spans: Sequence[Span], *, start_at: int = 0, marker: str = REDACTION) -> str:
+    """``text`` with every span (clipped to ``start_at``) replaced by ``marker``; overlaps merged."""
     merged: list[list[int]] = []
     for s in sorted(spans, key=lambda s: s.start):
         a, b = max(s.start, start_at), min(s.end, len(text))
@@ -93,7 +93,7 @@ def redact(text: str, spans: Sequence[Span], *, start_at: int = 0) -> str:
         else:
             merged.append([a, b])
     for a, b in reversed(merged):
-        text = text[:a] + REDACTION + text[b:]
+        text = text[:a] + marker + text[b:]
     return text
 
 

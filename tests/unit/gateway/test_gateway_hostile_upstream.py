@@ -1230,14 +1230,20 @@ def test_stream_usage_is_never_a_refund_and_never_a_crash(usage: Any, tokens: tu
         ("you sent Authorization: Bearer tok.en-value; fix it", None, "you sent Authorization: "),
         ("key 0123456789abcdef0123456789abcdef is not valid", "0123456789abcdef0123456789abcdef", "key "),
         ("max_tokens is too large: 100000 > 4096", None, "max_tokens is too large: 100000 > 4096"),
+        # what the secrets detector knows: a cloud key, a GitHub token, a JWT, a URL's password
+        ("bad AWS key AKIAQWERTYUIOPASDFGH here", None, "bad AWS key [redacted] here"),
+        (f"token ghp_{'a1B2c3D4e5' * 4} refused", None, "token [redacted] refused"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U x", None,
+         "jwt [redacted] x"),
+        ("cannot reach postgresql://app:hunter2pass@db.internal:5432/x", None, "cannot reach postgresql://app:"),
     ],
-)
+)  # fmt: skip
 def test_provider_messages_keep_their_words_but_no_credentials(
     text: str, secret: str | None, kept: str
 ) -> None:
     scrubbed = scrub_credentials(text, secret)
     assert scrubbed.startswith(kept)
-    for token in ("sk-proj-abcdefgh", "tok.en-value", "0123456789abcdef"):
+    for token in ("sk-proj-abcdefgh", "tok.en-value", "0123456789abcdef", "AKIAQW", "ghp_", "eyJ", "hunter2"):
         assert token not in scrubbed
 
 
