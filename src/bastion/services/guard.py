@@ -290,6 +290,10 @@ def _visible_start(text: str, end: int, count: int, floor: int) -> int:
     return i
 
 
+#: A stream finding's identity: channel, detector, type and absolute start.
+_Key = tuple[str, str, str, int]
+
+
 @dataclass(slots=True)
 class _Channel:
     """One channel's source text from absolute offset ``base``: released look-behind, then pending.
@@ -305,6 +309,7 @@ class _Channel:
     masked: int = -1  # absolute end of the text hidden by the last [REDACTED] released
     mask_start: int = 0  # absolute start of the match that [REDACTED] stands for
     redactions: list[list[int]] = field(default_factory=list)  # merged absolute spans not yet released
+    provisional: set[_Key] = field(default_factory=set)  # findings that start in held-back text
 
     @property
     def seen(self) -> str:
@@ -386,8 +391,7 @@ class StreamGuard:
     holdback: int = 0
     context: ScanContext | None = None
     _channels: dict[str, _Channel] = field(default_factory=dict)
-    _acted: list[ActedFinding] = field(default_factory=list)
-    _index: dict[tuple[str, str, str, int], int] = field(default_factory=dict)
+    _records: dict[_Key, ActedFinding] = field(default_factory=dict)
     _errors: list[str] = field(default_factory=list)
     _overflow: list[ActedFinding] = field(default_factory=list)  # one per reason past the cap
     blocked: bool = False
@@ -415,11 +419,15 @@ class StreamGuard:
         start = ch.released - ch.base  # where the pending text starts in ch.src
         errors_before = len(self._errors)
         findings = _run(self.service.output_detectors, ch.src, Direction.OUTPUT, self._errors, self.context)
+        # Held-back text is judged afresh each time: a match there that more text undid (a token
+        # grown past its longest form) is neither redacted nor recorded, as in the unary scan.
+        ch.redactions = [r for r in ch.redactions if r[0] < ch.released]
+        found: set[_Key] = set()
         for f in findings:
             if not f.spans or max(s.end for s in f.spans) <= start:
                 continue  # lies wholly in text already released (and already judged)
             action = self.service.policy.action_for(f, Direction.OUTPUT, self.target)
-            self._record(name, _shift(f, ch.base), action)
+            found.add(self._record(name, _shift(f, ch.base), action))
             if action is Action.BLOCK:
                 self.blocked = True
             elif action is Action.REDACT:
@@ -430,24 +438,24 @@ class StreamGuard:
         if self.blocked:
             ch.src = ch.src[:start]
             return StreamStep("", blocked=True)
+        for key in ch.provisional - found:
+            self._records.pop(key, None)
         end = len(ch.src)
         floor = max(start, end - self.holdback * _MAX_WINDOWS_KEPT)
         cut = end if final else _visible_start(ch.src, end, self.holdback, floor)
         out = ch.release(ch.base + cut)
+        ch.provisional = {k for k in found if k[3] >= ch.released}
         ch.trim(self.window)
         return StreamStep(out)
 
-    def _record(self, channel: str, f: Finding, action: Action) -> None:
+    def _record(self, channel: str, f: Finding, action: Action) -> _Key:
         """Keep ``f`` once: a finding seen again (the same match, perhaps grown) replaces its record."""
         key = (channel, f.detector, f.type, f.spans[0].start)
-        i = self._index.get(key)
-        if i is not None:
-            self._acted[i] = ActedFinding(f, action)
-        elif len(self._acted) < MAX_STREAM_FINDINGS:
-            self._index[key] = len(self._acted)
-            self._acted.append(ActedFinding(f, action))
+        if key in self._records or len(self._records) < MAX_STREAM_FINDINGS:
+            self._records[key] = ActedFinding(f, action)
         elif not any(_same_reason(o, f, action) for o in self._overflow):
             self._overflow.append(ActedFinding(f, action))
+        return key
 
     def fail(self, error: str) -> None:
         """Stop the stream with ``error`` (a scan that ran out of time): it blocks, as a failing
@@ -459,14 +467,15 @@ class StreamGuard:
     def result(self) -> GuardResult:
         """The verdict over everything scanned so far (findings past the cap give their action and
         reasons, not their spans)."""
-        verdict = _verdict([*self._acted, *self._overflow], self._errors)
+        acted = tuple(self._records.values())
+        verdict = _verdict([*acted, *self._overflow], self._errors)
         if self._overflow:
             verdict = dataclasses.replace(
                 verdict,
-                findings=tuple(a.finding for a in self._acted),
+                findings=tuple(a.finding for a in acted),
                 reasons=(*verdict.reasons, f"guard:findings_truncated:{MAX_STREAM_FINDINGS}"),
             )
-        return GuardResult(verdict, tuple(self._acted))
+        return GuardResult(verdict, acted)
 
 
 def _same_reason(a: ActedFinding, f: Finding, action: Action) -> bool:

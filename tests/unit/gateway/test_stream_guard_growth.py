@@ -127,3 +127,18 @@ def test_visible_start_holds_count_visible_characters(text: str, count: int, flo
     assert visible == count or (i == floor and visible < count)
     if i > floor and count > 0:
         assert text[i] in "ab "  # the shortest such slice starts at a visible character
+
+
+def test_a_match_that_more_text_undoes_is_neither_redacted_nor_recorded() -> None:
+    """A Hugging Face token has at most 40 letters: split after 40, the first chunk holds a match,
+    the second makes it a longer word that is no token. As in the unary scan, nothing is redacted or
+    recorded (the held-back text is judged afresh)."""
+    svc = secrets()
+    word = "hf_" + "abcdefghij" * 4 + "klm"
+    text = f"see {word} end"
+    assert svc.scan([text], Direction.OUTPUT, T).acted == ()
+    g = svc.stream(T)
+    cut = text.index(word) + 43
+    out = stream(g, [text[:cut], text[cut:]])
+    assert out == text
+    assert g.result().acted == ()
