@@ -22,6 +22,7 @@ BENCHES: dict[str, list[str]] = {
     "crypto": [PY, "bench/crypto_bench.py", "--size-mb", "256", "--reps", "3"],
     "gateway": [PY, "bench/gateway_bench.py"],
     "gateway_inproc": [PY, "bench/gateway_inproc.py", "--calls", "10000"],
+    "stream_guard": [PY, "bench/stream_guard_bench.py", "--base", "HEAD"],
     "scanners": [PY, "bench/scanners_bench.py"],
 }
 

@@ -41,6 +41,8 @@ class Detector(Protocol):
 
     A detector whose matches can be long may also declare ``min_stream_window`` (an int): stream
     guards widen their look-behind window to it, so a match split over chunks is still seen whole.
+    They also hold back that much text (so no part of a match leaves before it is complete) unless
+    the detector declares a smaller ``min_stream_holdback``.
     """
 
     name: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import math
 from collections import Counter
@@ -174,16 +175,17 @@ class SecretsDetector:
 
     def scan(self, text: str, context: ScanContext) -> Sequence[Finding]:
         findings: list[Finding] = []
-        taken: list[Span] = []
+        taken: list[tuple[int, int]] = []  # disjoint (start, end), sorted: so ends are sorted too
         for pat, rx in _compiled():
             for m in rx.finditer(text):
                 value = m.group(pat.group)
                 if value is None or (pat.validate is not None and not pat.validate(value)):
                     continue
                 span = Span(m.start(pat.group), m.end(pat.group))
-                if any(span.start < t.end and t.start < span.end for t in taken):
+                i = bisect.bisect_left(taken, (span.end,))  # spans starting before this one ends
+                if i and taken[i - 1][1] > span.start:
                     continue  # a more specific pattern already claimed it
-                taken.append(span)
+                taken.insert(i, (span.start, span.end))
                 findings.append(
                     Finding(
                         detector=NAME,

@@ -92,6 +92,11 @@ class UnsafeOutputDetector:
 
     name = NAME
     directions = frozenset({Direction.OUTPUT})
+    #: An image is seen as one only with its opening (``![`` + up to 500 characters of alt text, or
+    #: ``<img`` + up to 1,000 of attributes) and its URL's host in view; what precedes the URL
+    #: carries nothing, so no more is held back than usual.
+    min_stream_window = 1_600
+    min_stream_holdback = 0
 
     def __init__(self, allowed_hosts: Sequence[str] = ()) -> None:
         if isinstance(allowed_hosts, str):

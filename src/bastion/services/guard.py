@@ -209,20 +209,30 @@ class GuardService:
         return GuardResult(_verdict([], [SCAN_TIMEOUT]))
 
     @functools.cached_property
-    def stream_window(self) -> int:
-        """``stream_window_chars``, widened to what an output detector declares it needs
-        (``min_stream_window``, e.g. the deny-list's longest term)."""
-        declared = (getattr(d, "min_stream_window", 0) for d in self.output_detectors)
+    def stream_holdback(self) -> int:
+        """What a stream holds back when a rule may block or redact: ``stream_window_chars``,
+        widened to an output detector's ``min_stream_holdback`` (by default its
+        ``min_stream_window``), e.g. the deny-list's longest term."""
+        declared = (
+            getattr(d, "min_stream_holdback", getattr(d, "min_stream_window", 0))
+            for d in self.output_detectors
+        )
         return max(self.settings.stream_window_chars, *declared)
+
+    @functools.cached_property
+    def stream_window(self) -> int:
+        """A stream's look-behind: the hold-back, widened to an output detector's
+        ``min_stream_window`` (e.g. ``unsafe_output``'s images, whose alt text comes before the URL)."""
+        declared = (getattr(d, "min_stream_window", 0) for d in self.output_detectors)
+        return max(self.stream_holdback, *declared)
 
     def stream(self, target: GuardTarget, context: ScanContext | None = None) -> StreamGuard:
         """An incremental output guard for one streamed response."""
-        window = self.stream_window
         return StreamGuard(
             self,
             target,
-            window=window,
-            holdback=window if self.policy.may_withhold(self.settings.output) else 0,
+            window=self.stream_window,
+            holdback=self.stream_holdback if self.policy.may_withhold(self.settings.output) else 0,
             context=context,
         )
 
@@ -265,33 +275,55 @@ def _verdict(acted: Sequence[ActedFinding], errors: Sequence[str]) -> Verdict:
 #: guard's memory or the event without bound.
 MAX_STREAM_FINDINGS = 256
 #: A match still growing at the release point (a token of unbounded length) keeps the look-behind
-#: from its start, but never more than this many windows back: so does invisible padding.
+#: from its start, but never more than this many windows back: so does padding.
 _MAX_WINDOWS_KEPT = 16
+#: With a hold-back, text is scanned and released in batches of at least this many characters (a
+#: model streams a few characters per event): one scan per batch, not one per event.
+RELEASE_BATCH = 32
 
 
 @functools.cache
-def _invisible() -> re.Pattern[str]:
-    """A pattern for one invisible format character (Unicode category Cf), built on first use."""
-    cf = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
-    return re.compile("[" + "".join(re.escape(chr(c)) for c in cf) + "]")
+def _filler() -> re.Pattern[str]:
+    """One character that does not count towards a window: an invisible format character (Unicode
+    category Cf, which detectors fold away) or white space followed by more (a run counts once).
+    Built on first use."""
+    cf = "".join(re.escape(chr(c)) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf")
+    return re.compile(f"[{cf}]|\\s(?=\\s)")
 
 
 def _visible_start(text: str, end: int, count: int, floor: int) -> int:
-    """The start of the shortest slice ``text[i:end]`` holding ``count`` visible characters
-    (invisible format characters, which detectors fold away, do not count), but not before ``floor``."""
-    start = max(floor, end - count)
-    if count <= 0 or text.isascii() or not _invisible().search(text, start, end):
-        return start
-    i, seen = end, 0
-    while i > floor and seen < count:
-        i -= 1
-        if not _invisible().match(text, i):
-            seen += 1
+    """The start of the shortest slice ``text[i:end]`` holding ``count`` characters that count
+    (padding does not: see :func:`_filler`), but not before ``floor``."""
+    i = max(floor, end - count)
+    if count <= 0:
+        return i
+    filler, stop = _filler(), end
+    while i < stop:  # widen by as many characters as the last stretch held padding
+        fill = len(filler.findall(text, i, stop))
+        if text[stop - 1 : stop + 1].isspace() and stop - 1 >= i and stop < len(text):
+            fill += 1  # white space running on past the stretch (the look-ahead stops at its end)
+        if not fill:
+            break
+        stop, i = i, max(floor, i - fill)
     return i
+
+
+def _merge(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` sorted, overlapping or touching ones merged."""
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 #: A stream finding's identity: channel, detector, type and absolute start.
 _Key = tuple[str, str, str, int]
+#: A finding that starts in held-back text: where the scan that found it began (its look-behind),
+#: and its absolute spans when it is redacted.
+_Held = tuple[int, tuple[tuple[int, int], ...]]
 
 
 @dataclass(slots=True)
@@ -308,8 +340,9 @@ class _Channel:
     released: int = 0  # absolute offset up to which text has been released
     masked: int = -1  # absolute end of the text hidden by the last [REDACTED] released
     mask_start: int = 0  # absolute start of the match that [REDACTED] stands for
-    redactions: list[list[int]] = field(default_factory=list)  # merged absolute spans not yet released
-    provisional: set[_Key] = field(default_factory=set)  # findings that start in held-back text
+    redactions: list[tuple[int, int]] = field(default_factory=list)  # partly released: the rest to mask
+    scan_at: int = 0  # with a hold-back: the pending length (raw) at which the next scan is due
+    held: dict[_Key, _Held] = field(default_factory=dict)  # findings that start in held-back text
 
     @property
     def seen(self) -> str:
@@ -321,20 +354,11 @@ class _Channel:
         """Text scanned but not released yet."""
         return self.src[self.released - self.base :]
 
-    def add_redaction(self, start: int, end: int) -> None:
-        spans = sorted([*self.redactions, [start, end]])
-        merged: list[list[int]] = []
-        for a, b in spans:
-            if merged and a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        self.redactions = merged
-
-    def release(self, cut: int) -> str:
-        """Release the text up to absolute offset ``cut``, each redacted run as one [REDACTED]."""
+    def release(self, cut: int, spans: Sequence[tuple[int, int]]) -> str:
+        """Release the text up to absolute offset ``cut``, masking ``spans`` (merged, absolute):
+        each run as one [REDACTED], a run that continues one already released as nothing more."""
         pos, out = self.released, []
-        for a, b in self.redactions:
+        for a, b in spans:
             if b <= pos:
                 continue
             if a >= cut:
@@ -351,15 +375,16 @@ class _Channel:
         if pos < cut:
             out.append(self.src[pos - self.base : cut - self.base])
         self.released = cut
-        self.redactions = [r for r in self.redactions if r[1] > cut]
+        self.redactions = [(a, b) for a, b in spans if a < cut < b]
         return "".join(out)
 
     def trim(self, window: int) -> None:
-        """Keep ``window`` visible characters of look-behind, or more while a match is still open."""
+        """Keep ``window`` characters of look-behind (padding not counted), or more while a redacted
+        match reaches the release point (it may still grow)."""
         end = self.released - self.base
         floor = max(0, end - window * _MAX_WINDOWS_KEPT)
         keep = _visible_start(self.src, end, window, floor)
-        if self.masked == self.released:  # a redacted match reaches the release point: it may grow
+        if self.masked == self.released:
             keep = min(keep, max(floor, self.mask_start - self.base))
         if keep > 0:
             self.src = self.src[keep:]
@@ -378,11 +403,14 @@ class StreamStep:
 class StreamGuard:
     """Scans one streamed output incrementally, per channel (a choice's content, a tool call's arguments).
 
-    Each chunk is scanned together with the last ``window`` released characters (invisible format
-    characters not counted), so a match that spans chunks is found as soon as its last character
-    arrives, before that chunk is released. With ``holdback`` > 0 (when a rule may block or redact)
-    the last ``holdback`` characters stay pending, so no part of a term that is blocked or redacted
-    leaves before the term is complete. Matches longer than the hold-back may have released their head.
+    Each scan covers the text not yet released and the last ``window`` characters released, so a
+    match that spans chunks is found whole before any of it leaves. With ``holdback`` > 0 (when a
+    rule may block or redact) the last ``holdback`` characters stay pending, so no part of a term
+    that is blocked or redacted leaves before the term is complete, and text is scanned and
+    released in batches of :data:`RELEASE_BATCH` characters. Padding (invisible format characters,
+    runs of white space) does not count towards either. Held-back text is judged afresh by each
+    scan, as the unary scan would judge the whole text. Matches longer than the hold-back may have
+    released their head; matches whose shortest form is longer than the window are not seen.
     """
 
     service: GuardService
@@ -404,6 +432,10 @@ class StreamGuard:
         if ch is None:
             ch = self._channels[channel] = _Channel()
         ch.src += text
+        if self.holdback and len(ch.src) - (ch.released - ch.base) < max(
+            ch.scan_at, self.holdback + RELEASE_BATCH
+        ):
+            return StreamStep("")  # a batch is not complete: nothing would be released yet
         return self._step(channel, ch, final=False)
 
     def finish(self, choice: str | None = None) -> dict[str, StreamStep]:
@@ -416,35 +448,41 @@ class StreamGuard:
         }
 
     def _step(self, name: str, ch: _Channel, *, final: bool) -> StreamStep:
-        start = ch.released - ch.base  # where the pending text starts in ch.src
+        start, end = ch.released - ch.base, len(ch.src)  # pending text is ch.src[start:end]
+        floor = max(start, end - self.holdback * _MAX_WINDOWS_KEPT)
+        cut = ch.base + (end if final else _visible_start(ch.src, end, self.holdback, floor))
         errors_before = len(self._errors)
         findings = _run(self.service.output_detectors, ch.src, Direction.OUTPUT, self._errors, self.context)
-        # Held-back text is judged afresh each time: a match there that more text undid (a token
-        # grown past its longest form) is neither redacted nor recorded, as in the unary scan.
-        ch.redactions = [r for r in ch.redactions if r[0] < ch.released]
-        found: set[_Key] = set()
+        found: dict[_Key, _Held] = {}
+        blocked = len(self._errors) > errors_before
         for f in findings:
             if not f.spans or max(s.end for s in f.spans) <= start:
                 continue  # lies wholly in text already released (and already judged)
             action = self.service.policy.action_for(f, Direction.OUTPUT, self.target)
-            found.add(self._record(name, _shift(f, ch.base), action))
-            if action is Action.BLOCK:
-                self.blocked = True
-            elif action is Action.REDACT:
-                for s in f.spans:
-                    ch.add_redaction(ch.base + s.start, ch.base + s.end)
-        if len(self._errors) > errors_before:
+            f = _shift(f, ch.base)
+            if action is Action.BLOCK and not final and _defer_block(f, ch.base + end, cut):
+                continue
+            key = self._record(name, f, action)
+            found[key] = (
+                ch.base,
+                tuple((s.start, s.end) for s in f.spans) if action is Action.REDACT else (),
+            )
+            blocked = blocked or action is Action.BLOCK
+        for key, (found_at, spans) in ch.held.items():
+            if key in found:
+                continue
+            if found_at < ch.base:  # found with more look-behind than this scan had: it stands
+                found[key] = (found_at, spans)
+            else:  # more text undid it (a token grown past its longest form): gone, as in a unary scan
+                self._records.pop(key, None)
+        if blocked:
             self.blocked = True
-        if self.blocked:
-            ch.src = ch.src[:start]
+            ch.src, ch.held = ch.src[:start], {}
             return StreamStep("", blocked=True)
-        for key in ch.provisional - found:
-            self._records.pop(key, None)
-        end = len(ch.src)
-        floor = max(start, end - self.holdback * _MAX_WINDOWS_KEPT)
-        cut = end if final else _visible_start(ch.src, end, self.holdback, floor)
-        out = ch.release(ch.base + cut)
-        ch.provisional = {k for k in found if k[3] >= ch.released}
+        masks = _merge([*ch.redactions, *(sp for _, sps in found.values() for sp in sps)])
+        out = ch.release(cut, masks)
+        ch.scan_at = ch.base + end - cut + RELEASE_BATCH  # what is still pending, and a batch more
+        ch.held = {k: v for k, v in found.items() if k[3] >= cut}
         ch.trim(self.window)
         return StreamStep(out)
 
@@ -476,6 +514,12 @@ class StreamGuard:
                 reasons=(*verdict.reasons, f"guard:findings_truncated:{MAX_STREAM_FINDINGS}"),
             )
         return GuardResult(verdict, acted)
+
+
+def _defer_block(f: Finding, text_end: int, cut: int) -> bool:
+    """Whether a block may wait for the next chunk: the match ends where the text so far ends (the
+    next chunk may undo it: a whole-word term, a token's longest form) and none of it leaves now."""
+    return max(s.end for s in f.spans) == text_end and min(s.start for s in f.spans) >= cut
 
 
 def _same_reason(a: ActedFinding, f: Finding, action: Action) -> bool:

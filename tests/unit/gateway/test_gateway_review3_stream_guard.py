@@ -26,7 +26,14 @@ from bastion.domain.events import EventTag
 from bastion.domain.findings import Finding, Severity, Span
 from bastion.errors import ConfigError
 from bastion.registry import Registry
-from bastion.services.guard import REDACTION, ActedFinding, GuardService, GuardTarget, StreamGuard
+from bastion.services.guard import (
+    REDACTION,
+    RELEASE_BATCH,
+    ActedFinding,
+    GuardService,
+    GuardTarget,
+    StreamGuard,
+)
 
 from .test_gateway_review3_support import (
     ScriptedUpstream,
@@ -230,7 +237,7 @@ def test_the_look_behind_and_hold_back_stay_bounded_over_a_long_stream() -> None
         released += len(g.feed("0", piece).text)
         ch = g._channels["0"]
         assert len(ch.seen) <= window
-        assert len(ch.pending) <= g.holdback + len(piece)
+        assert len(ch.pending) <= g.holdback + RELEASE_BATCH + len(piece)
     assert released == 10_000 * 4 - len(g._channels["0"].pending)
     assert not g.result().acted
 
@@ -498,12 +505,13 @@ def test_a_detector_that_raises_mid_stream_is_an_error_never_passed(how: str) ->
     """The stream ends with an error event and no [DONE]; the event: blocked, output guard 'error',
     reason 'boom:error:block'. Fails if a detector's exception were swallowed as 'no findings' (the
     guard that did not run would read 'passed') or escaped the relay (no error event)."""
+    # (chunks longer than the hold-back and a batch, so that each feed is scanned)
     if how == "on-the-third-chunk":
-        det, pieces = _Boom(after=2), ["one ", "two ", "three ", "four"]
+        det, pieces = _Boom(after=2), ["one " * 75, "two " * 75, "three " * 50, "four"]
     elif how == "on-a-split-marker":
         det, pieces = _Boom(), ["all fine, ka", "boom here"]
     else:  # two feeds pass; the third scan is the finish releasing what was held
-        det, pieces = _Boom(after=2), ["all fine ", "until the end"]
+        det, pieces = _Boom(after=2), ["all fine " * 40, "until the end " * 25]
     events = text_stream(pieces)
     s = settings(guards={"input": [], "output": ["secrets", "boom"]})
     gw = build(s, ScriptedUpstream(events=events), guards=_guards_with(det))

@@ -84,9 +84,10 @@ def test_unknown_detector_and_stray_options_are_config_errors() -> None:
 
 def test_stream_finds_term_split_across_chunks_before_release() -> None:
     g = svc(stream_window_chars=16).stream(T)
-    # A rule may block, so the last 16 characters wait: no part of a term leaves before it is whole.
+    # A rule may block, so the last 16 characters wait (and text leaves in batches of 32 more): no
+    # part of a term leaves before it is whole.
     assert g.feed("0", "we talk about Ze").text == ""
-    step = g.feed("0", "us now")
+    step = g.feed("0", "us now" + " and then" * 5)
     assert step.blocked and step.text == ""
     assert g.feed("0", "more").blocked
     res = g.result()
