@@ -15,7 +15,9 @@ import hashlib
 import math
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -72,7 +74,9 @@ log = structlog.get_logger("bastion.gateway")
 _RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
 _LIMITER_EVENT_INTERVAL_S = 60.0
 #: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
+T = TypeVar("T")
 INLINE_SCAN_CHARS = 16_384
+_SCAN_THREADS = 4
 _SYSTEM_ROLES = ("system", "developer")
 
 
@@ -133,6 +137,9 @@ class Gateway(CallRecorder):
         self._background: set[asyncio.Future[Any]] = set()
         self._limiter_event_at = 0.0
         self.draining = False
+        # Long scans run here, not in the loop's default executor: a scan stalled past its timeout
+        # keeps a thread, and may starve only other scans (which then time out and block).
+        self._scan_pool = ThreadPoolExecutor(_SCAN_THREADS, thread_name_prefix="bastion-scan")
         #: a sink that hands out the commit's future (AuditLog.record_future) is used without a task
         self._record_future = getattr(components.audit, "record_future", None)
         #: the same for a write nobody waits for (durable_audit: false): the writer may batch it
@@ -287,13 +294,17 @@ class Gateway(CallRecorder):
     ) -> GuardResult:
         """Guards over ``texts``; long texts in a worker thread so the event loop keeps serving."""
         if sum(map(len, texts)) > INLINE_SCAN_CHARS:
-            scan = asyncio.to_thread(self.guards.scan, texts, direction, target, context)
+            scan = self.in_scan_thread(self.guards.scan, texts, direction, target, context)
             try:
                 return await asyncio.wait_for(scan, self.settings.guards.scan_timeout_s)
             except TimeoutError:  # the thread runs on; its result is not waited for
                 log.warning("guard_scan_timeout", direction=direction.value, chars=sum(map(len, texts)))
                 return self.guards.timed_out()
         return self.guards.scan(texts, direction, target, context)
+
+    def in_scan_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``fn(*args)`` in the gateway's scan threads."""
+        return asyncio.get_running_loop().run_in_executor(self._scan_pool, fn, *args)
 
     async def guard_input(self, data: dict[str, Any], kind: str, target: GuardTarget, call: Call) -> None:
         if not self.guards.has_input:
@@ -477,6 +488,7 @@ class Gateway(CallRecorder):
         for up in self.upstreams.values():
             await up.aclose()
         await self.limits.close()
+        self._scan_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _route_in_scope(routes: tuple[str, ...], kind: str) -> bool:
@@ -484,10 +496,11 @@ def _route_in_scope(routes: tuple[str, ...], kind: str) -> bool:
     return not routes or kind in routes or wire.KIND_PATH[kind] in routes
 
 
-#: what a credential in a provider's error message looks like: a bearer token, or a key with a
+#: what a credential in a provider's error message looks like: a bearer token (a word with a digit or
+#: token punctuation inside, or of 16 characters: not "the Bearer scheme."), or a key with a
 #: provider prefix (OpenAI sk-/sk-proj-, Anthropic sk-ant-, Groq gsk_, Google AIza, xAI xai-)
 _CREDENTIAL = re.compile(
-    r"(?i)\bbearer\s+[^\s\"',;]+|\b(?:sk|gsk|xai|pk|rk)[-_][A-Za-z0-9_\-]{8,}|\bAIza[A-Za-z0-9_\-]{20,}"
+    r"(?i)\bbearer\s+(?=[^\s\"',;]*(?:[0-9]|[._~+/=-][^\s\"',;])|[^\s\"',;]{16})[^\s\"',;]+|\b(?:sk|gsk|xai|pk|rk)[-_][A-Za-z0-9_\-]{8,}|\bAIza[A-Za-z0-9_\-]{20,}"
 )
 
 

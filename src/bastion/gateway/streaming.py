@@ -297,7 +297,7 @@ class _Relay:
         longer blocks the stream (the thread runs on; nothing it does reaches the caller)."""
         assert self.guard is not None
         queued: list[bytes] = []
-        work = asyncio.to_thread(self._chunk, payload, queued)
+        work = self.gw.in_scan_thread(self._chunk, payload, queued)
         try:
             await asyncio.wait_for(work, self.gw.settings.guards.scan_timeout_s)
         except TimeoutError:

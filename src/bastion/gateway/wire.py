@@ -346,11 +346,17 @@ def estimate_tokens(chars: int) -> int:
 
 
 def usage_of(resp: dict[str, Any]) -> tuple[int, int] | None:
-    """(prompt_tokens, completion_tokens) from a response's ``usage``, when present and sane."""
+    """(prompt_tokens, completion_tokens) from a response's ``usage``, when present and sane. A usage
+    without ``prompt_tokens`` is none (the call is then charged an estimate, prompt included);
+    ``completion_tokens`` may be missing (embeddings have none)."""
     u = resp.get("usage")
-    if not isinstance(u, dict):
+    if not isinstance(u, dict) or "prompt_tokens" not in u:
         return None
-    p, c = u.get("prompt_tokens", 0), u.get("completion_tokens", 0)
-    if isinstance(p, int) and isinstance(c, int) and p >= 0 and c >= 0:
+    p, c = u["prompt_tokens"], u.get("completion_tokens", 0)
+    if _count(p) and _count(c):
         return p, c
     return None
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

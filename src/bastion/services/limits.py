@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,18 +39,23 @@ T = TypeVar("T")
 _REDIS_TIMEOUT_S = 0.5
 _CONCURRENCY_TTL_S = 600
 _SCOPES_CACHE_MAX = 10_000
-#: Give back concurrency slots, never below zero: a key gone (its TTL ran out during a long call, or
-#: Redis lost it) stays gone, so a late release cannot hand the next callers an extra slot.
-_RELEASE_LUA = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n <= 0 then return 0 end
-if n <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 0 end
-return redis.call('DECRBY', KEYS[1], ARGV[1])
+#: Take a concurrency slot in Redis: the slots are a sorted set of lease ids scored by when they
+#: lapse (a replica that died mid-call frees its slots after _CONCURRENCY_TTL_S), so a release removes
+#: exactly its own slot, however late, and never another call's. ARGV: limit, now, TTL, lease id.
+_ENTER_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
 """
 
 
 def _narrower(scoped: int | None, configured: int | None) -> int | None:
-    """A key scope's limit, which can only narrow the configured one (``None``: no limit)."""
+    """A key scope's limit, which can only narrow the configured one (``None``: no limit; a scope
+    below 1, which no admin path accepts, counts as none)."""
+    if scoped is not None and scoped < 1:
+        scoped = None
     if scoped is None or configured is None:
         return configured if scoped is None else scoped
     return min(scoped, configured)
@@ -100,8 +106,9 @@ class Lease:
 
     subject: Subject
     degraded: bool = False  # limits were not enforced: the store was down and config says open
-    _held: list[tuple[str, int]] = field(default_factory=list)
+    _held: list[str] = field(default_factory=list)  # the concurrency keys this call holds a slot in
     _service: LimitService | None = None
+    _id: str = ""  # the lease's member in Redis' slot sets
 
     async def release(self) -> None:
         service, self._service = self._service, None
@@ -109,7 +116,7 @@ class Lease:
             if service._redis is None:
                 service._release_local(self._held)  # no await: nothing can interrupt it
             else:
-                await asyncio.shield(service._release(self._held))
+                await asyncio.shield(service._release(self._held, self._id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +156,7 @@ class LimitService:
             )
         else:
             self._storage = MemoryStorage()
-        self._release_script = self._redis.register_script(_RELEASE_LUA) if self._redis is not None else None
+        self._enter_script = self._redis.register_script(_ENTER_LUA) if self._redis is not None else None
         self._window = FixedWindowRateLimiter(self._storage)
         self._concurrent: dict[str, int] = {}
         self._uploads: dict[str, int] = {}
@@ -217,7 +224,7 @@ class LimitService:
             lim,
             requests=self._item("minute", lim.requests_per_minute) if lim.requests_per_minute else None,
             tokens=tokens,
-            concurrency_key=f"bastion:conc:{kind}:{ident}",
+            concurrency_key=f"bastion:slots:{kind}:{ident}",
         )
 
     async def acquire(self, subject: Subject) -> Lease:
@@ -302,16 +309,16 @@ class LimitService:
                     )
             if lim.concurrent:
                 key = sc.concurrency_key
-                entered = (
-                    self._enter_local(key, lim.concurrent)
-                    if self._redis is None
-                    else await self._enter(key, lim.concurrent)
-                )
+                if self._redis is None:
+                    entered = self._enter_local(key, lim.concurrent)
+                else:
+                    lease._id = lease._id or secrets.token_hex(8)
+                    entered = await self._enter(key, lim.concurrent, lease._id)
                 if not entered:
                     raise LimitExceeded(
                         f"{sc.kind} concurrent request limit reached ({lim.concurrent})", retry_after=1.0
                     )
-                lease._held.append((key, 1))
+                lease._held.append(key)
         # Last: a call the rate or concurrency limits refuse never reached a model and does not
         # spend the day's budget (a refusal here leaves the lease to release its slots).
         budget = self.settings.queries_per_day
@@ -336,40 +343,31 @@ class LimitService:
         self._concurrent[key] = n + 1
         return True
 
-    async def _enter(self, key: str, limit: int) -> bool:
+    async def _enter(self, key: str, limit: int, lease_id: str) -> bool:
         """The Redis concurrency slot (in memory, :meth:`_enter_local` is used without awaiting)."""
-        assert self._redis is not None
-        pipe = self._redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, _CONCURRENCY_TTL_S)
-        n, _ = await pipe.execute()
-        if int(n) > limit:
-            await self._give_back(key, 1)
-            return False
-        return True
+        assert self._enter_script is not None
+        args: list[str | int | float] = [limit, time.time(), _CONCURRENCY_TTL_S, lease_id]
+        return bool(await self._enter_script(keys=[key], args=args))
 
-    def _release_local(self, held: list[tuple[str, int]]) -> None:
-        for key, n in held:
-            left = self._concurrent.get(key, 0) - n
+    def _release_local(self, held: list[str]) -> None:
+        for key in held:
+            left = self._concurrent.get(key, 0) - 1
             if left > 0:
                 self._concurrent[key] = left
             else:
                 self._concurrent.pop(key, None)
 
-    async def _release(self, held: list[tuple[str, int]]) -> None:
+    async def _release(self, held: list[str], lease_id: str) -> None:
         if self._redis is None:
             self._release_local(held)
             return
-        with contextlib.suppress(_Unavailable):  # the keys expire on their own
-            await self._guard(self._redis_release(held))
+        with contextlib.suppress(_Unavailable):  # the slots lapse on their own
+            await self._guard(self._redis_release(held, lease_id))
 
-    async def _redis_release(self, held: list[tuple[str, int]]) -> None:
-        for key, n in held:
-            await self._give_back(key, n)
-
-    async def _give_back(self, key: str, n: int) -> None:
-        assert self._release_script is not None
-        await self._release_script(keys=[key], args=[n])
+    async def _redis_release(self, held: list[str], lease_id: str) -> None:
+        assert self._redis is not None
+        for key in held:
+            await self._redis.zrem(key, lease_id)
 
     async def _guard(self, aw: Awaitable[T]) -> T:
         try:

@@ -284,16 +284,16 @@ def test_no_concurrency_slot_leaks_on_any_exit_path(storage: str) -> None:
     cfg = limits_cfg(storage, per_key=one, per_principal=one, per_team=one)
     gw = build(settings(guards=GUARDS, limits=cfg), tag=tag)
     keys = [
-        f"bastion:conc:key:kid-alice-key{tag}",
-        f"bastion:conc:principal:alice{tag}",
-        f"bastion:conc:team:blue{tag}",
+        f"bastion:slots:key:kid-alice-key{tag}",
+        f"bastion:slots:principal:alice{tag}",
+        f"bastion:slots:team:blue{tag}",
     ]
 
     async def held(gw: Gw) -> list[int]:
         lim = gw.app.gateway.limits
         if lim._redis is None:
             return [lim._concurrent.get(k, 0) for k in keys]
-        return [int(await lim._redis.get(k) or 0) for k in keys]
+        return [int(await lim._redis.zcard(k)) for k in keys]
 
     async def go(gw: Gw) -> tuple[list[tuple[str, int, list[int]]], Answer]:
         seen: list[tuple[str, int, list[int]]] = []
@@ -466,7 +466,7 @@ def test_a_redis_slot_released_after_its_key_expired_does_not_grant_an_extra_slo
         try:
             lease = await svc.acquire(s)
             assert svc._redis is not None
-            await svc._redis.delete(f"bastion:conc:key:{s.key_id}")  # as if its TTL ran out
+            await svc._redis.delete(f"bastion:slots:key:{s.key_id}")  # as if its TTL ran out
             await lease.release()
             got: list[bool] = []
             leases = []
