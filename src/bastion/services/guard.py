@@ -280,6 +280,9 @@ _MAX_WINDOWS_KEPT = 16
 #: With a hold-back, text is scanned and released in batches of at least this many characters (a
 #: model streams a few characters per event): one scan per batch, not one per event.
 RELEASE_BATCH = 32
+#: Characters kept before the look-behind only as context (a pattern's \b or look-behind reads
+#: them): a match starting there would be judged without its own left context, so it is not.
+LEFT_CONTEXT = 32
 
 
 @functools.cache
@@ -342,6 +345,7 @@ class _Channel:
     mask_start: int = 0  # absolute start of the match that [REDACTED] stands for
     redactions: list[tuple[int, int]] = field(default_factory=list)  # partly released: the rest to mask
     scan_at: int = 0  # with a hold-back: the pending length (raw) at which the next scan is due
+    context: int = 0  # src[:context] is kept only as left context for the look-behind
     held: dict[_Key, _Held] = field(default_factory=dict)  # findings that start in held-back text
 
     @property
@@ -386,9 +390,11 @@ class _Channel:
         keep = _visible_start(self.src, end, window, floor)
         if self.masked == self.released:
             keep = min(keep, max(floor, self.mask_start - self.base))
-        if keep > 0:
-            self.src = self.src[keep:]
-            self.base += keep
+        cut = max(0, keep - LEFT_CONTEXT)  # and before it, some of its own left context
+        self.context = keep - cut if self.base + cut else 0
+        if cut:
+            self.src = self.src[cut:]
+            self.base += cut
 
 
 @dataclass(slots=True)
@@ -458,6 +464,8 @@ class StreamGuard:
         for f in findings:
             if not f.spans or max(s.end for s in f.spans) <= start:
                 continue  # lies wholly in text already released (and already judged)
+            if min(s.start for s in f.spans) < ch.context:
+                continue  # starts in the look-behind's left context: judged without its own
             action = self.service.policy.action_for(f, Direction.OUTPUT, self.target)
             f = _shift(f, ch.base)
             if action is Action.BLOCK and not final and _defer_block(f, ch.base + end, cut):

