@@ -8,7 +8,6 @@ a scripted in-process provider (tests/unit/gateway/test_gateway_review3_support.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -33,9 +32,9 @@ from bastion.services.guard import (
     ActedFinding,
     GuardService,
     GuardTarget,
-    StreamGuard,
 )
 
+from .stream_guard_helpers import feed_all, split, unary_redaction
 from .test_gateway_review3_support import (
     ScriptedUpstream,
     attrs,
@@ -68,32 +67,6 @@ PLAIN = st.text(alphabet="abcdefghij klmnopq", min_size=1, max_size=400)
 
 def service(**guards: Any) -> GuardService:
     return GuardService(GuardSettings(**guards))
-
-
-def split(text: str, cuts: Sequence[int]) -> list[str]:
-    """``text`` cut at the (distinct, sorted) positions ``cuts``: the pieces, none empty."""
-    points = sorted({c for c in cuts if 0 < c < len(text)})
-    bounds = [0, *points, len(text)]
-    return [text[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def feed_all(g: StreamGuard, pieces: Sequence[str], channel: str = "0") -> tuple[str, bool]:
-    """Feed ``pieces``, then finish: everything released (in order) and whether it was blocked."""
-    out = ""
-    for p in pieces:
-        step = g.feed(channel, p)
-        if step.blocked:
-            return out, True
-        out += step.text
-    rest = g.finish()
-    if g.blocked:
-        return out, True
-    return out + "".join(s.text for s in rest.values()), False
-
-
-def unary_redaction(svc: GuardService, text: str) -> str:
-    r = svc.scan([text], Direction.OUTPUT, TARGET)
-    return r.redacted[0] if r.redacted is not None else text
 
 
 def cuts_for(text_len: int) -> st.SearchStrategy[list[int]]:

@@ -330,7 +330,6 @@ async def acall(
     ``cancel_when`` the call's task is cancelled then (a server giving up on it). ``payload`` is
     JSON-encoded unless it is bytes already."""
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    sent: list[MutableMapping[str, Any]] = []
     read = False
 
     async def receive() -> dict[str, Any]:
@@ -344,10 +343,23 @@ async def acall(
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
+    return await drive(app, scope(key, path), receive, cancel_when)
+
+
+async def drive(
+    app: GatewayApp,
+    asgi_scope: dict[str, Any],
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    cancel_when: asyncio.Event | None = None,
+) -> Answer:
+    """Run one ASGI call with ``receive``; with ``cancel_when`` its task is cancelled once that is set.
+    The answer is what was sent."""
+    sent: list[MutableMapping[str, Any]] = []
+
     async def send(msg: MutableMapping[str, Any]) -> None:
         sent.append(msg)
 
-    task = asyncio.ensure_future(app(scope(key, path), receive, send))
+    task = asyncio.ensure_future(app(asgi_scope, receive, send))
     cancelled = False
     if cancel_when is not None:
         waiter = asyncio.ensure_future(cancel_when.wait())

@@ -19,16 +19,15 @@ from typing import Any
 import orjson
 import pytest
 
-from bastion.config import GuardSettings, LimitSet, LimitsSettings
-from bastion.detectors.interface import Detector, Direction, ScanContext
+from bastion.config import LimitSet, LimitsSettings
+from bastion.detectors.interface import Direction, ScanContext
 from bastion.domain.events import AuditEvent
 from bastion.domain.findings import Finding
 from bastion.errors import LimitExceeded, UpstreamError
 from bastion.gateway import GatewayApp
 from bastion.gateway.pipeline import scrub_credentials
 from bastion.gateway.upstream import UpstreamReply
-from bastion.registry import Registry
-from bastion.services.guard import SCAN_TIMEOUT, GuardService
+from bastion.services.guard import SCAN_TIMEOUT
 from bastion.services.limits import LimitService, Subject
 
 from .test_gateway_review3_support import (
@@ -40,11 +39,13 @@ from .test_gateway_review3_support import (
     body_of,
     build,
     chat_reply,
+    drive,
     run_session,
     scope,
     settings,
     text_stream,
 )
+from .test_guard_scan_timeout import guards
 
 BIG = "lorem ipsum dolor " * 1_200  # 21 600 characters: scanned in a worker thread
 BIG_PROMPT = "please summarise this report. " * 300  # 9000 characters
@@ -103,7 +104,6 @@ class Body:
 async def send_body(
     app: GatewayApp, body: Body, *, key: str = "alice-key", cancel_when: asyncio.Event | None = None
 ) -> Answer:
-    sent: list[MutableMapping[str, Any]] = []
     parts = list(body.parts)
 
     async def receive() -> dict[str, Any]:
@@ -116,25 +116,7 @@ async def send_body(
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    async def send(msg: MutableMapping[str, Any]) -> None:
-        sent.append(msg)
-
-    task = asyncio.ensure_future(app(scope(key), receive, send))
-    cancelled = False
-    if cancel_when is not None:
-        waiter = asyncio.ensure_future(cancel_when.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-        waiter.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        cancelled = True
-    starts = [m for m in sent if m["type"] == "http.response.start"]
-    out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    status = int(starts[0]["status"]) if starts else 0
-    return Answer(status, dict(starts[0].get("headers", [])) if starts else {}, out, cancelled)
+    return await drive(app, scope(key), receive, cancel_when)
 
 
 def js(payload: dict[str, Any]) -> bytes:
@@ -244,17 +226,6 @@ class Gate:
         return ()
 
 
-def gate_guards(det: Gate, direction: str, timeout: float) -> tuple[dict[str, Any], GuardService]:
-    cfg: dict[str, Any] = {
-        "input": ["gate"] if direction == "input" else [],
-        "output": ["gate"] if direction == "output" else [],
-        "scan_timeout_s": timeout,
-    }
-    reg: Registry[Detector] = Registry("detectors")
-    reg.add("gate", lambda: det)
-    return cfg, GuardService(GuardSettings(**cfg), registry=reg)
-
-
 class SlowCharge(LimitService):
     """Charging tokens never finishes (a store that stopped answering mid-call)."""
 
@@ -282,7 +253,7 @@ def test_a_call_cancelled_at_any_await_point_has_exactly_one_event(
     extra: dict[str, Any] = {}
     gcfg: dict[str, Any] = {}
     if point == "input-scan":
-        gcfg, extra["guards"] = gate_guards(det, "input", timeout=30)
+        gcfg, extra["guards"] = guards(det, "input", timeout=30)
     if point == "charge-unary":
         extra["limits"] = SlowCharge(limits_cfg)
     up = ScriptedUpstream(
@@ -380,7 +351,7 @@ def test_a_call_the_provider_never_answered_is_not_charged(case: str) -> None:
     extra: dict[str, Any] = {}
     gcfg: dict[str, Any] = GUARDS
     if case == "input-scan-timeout":
-        gcfg, extra["guards"] = gate_guards(det, "input", timeout=0.05)
+        gcfg, extra["guards"] = guards(det, "input", timeout=0.05)
     bad = UpstreamReply(400, b'{"error":{"message":"no"}}')
     down = UpstreamError("the upstream cannot be reached", status=502)
     up = ScriptedUpstream(reply=bad, stream_status=bad, raises=down if case == "upstream-down" else None)
@@ -425,7 +396,7 @@ def test_a_stream_scan_that_times_out_leaks_nothing_once_its_thread_finishes() -
     """The worker thread of a timed-out stream scan finishes later: the caller got nothing of that
     event and no [DONE], the call has one blocked event (guard error), and nothing is added after."""
     det = Gate()
-    cfg, svc = gate_guards(det, "output", timeout=0.05)
+    cfg, svc = guards(det, "output", timeout=0.05)
     up = ScriptedUpstream(events=text_stream(["head ", BIG, " tail"]))
     gw = build(settings(guards=cfg), up, guards=svc)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -52,15 +53,16 @@ class Stall:
         return ()
 
 
-def guards(det: Stall, direction: str, timeout: float) -> tuple[dict[str, object], GuardService]:
-    cfg: dict[str, object] = {
-        "input": ["stall"] if direction == "input" else [],
-        "output": ["stall"] if direction == "output" else [],
+def guards(det: Detector, direction: str, timeout: float) -> tuple[dict[str, Any], GuardService]:
+    """Guard settings running only ``det`` in ``direction`` (as ``gateway.guards``), and the service."""
+    cfg: dict[str, Any] = {
+        "input": [det.name] if direction == "input" else [],
+        "output": [det.name] if direction == "output" else [],
         "scan_timeout_s": timeout,
     }
     reg: Registry[Detector] = Registry("detectors")
-    reg.add("stall", lambda: det)
-    return cfg, GuardService(GuardSettings(**cfg), registry=reg)  # type: ignore[arg-type]
+    reg.add(det.name, lambda: det)
+    return cfg, GuardService(GuardSettings(**cfg), registry=reg)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ are fixed).
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +20,9 @@ from hypothesis import strategies as st
 from bastion.config import GuardSettings
 from bastion.detectors.interface import Direction
 from bastion.domain.findings import Action
-from bastion.services.guard import REDACTION, ActedFinding, GuardService, GuardTarget, StreamGuard, redact
+from bastion.services.guard import REDACTION, ActedFinding, GuardService, GuardTarget, redact
+
+from .stream_guard_helpers import feed_all, split, unary_redaction
 
 T = GuardTarget("chat", "m")
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -68,30 +69,6 @@ def service(guards: dict[str, Any]) -> GuardService:
     return GuardService(GuardSettings(**guards))
 
 
-def split(text: str, cuts: Sequence[int]) -> list[str]:
-    bounds = [0, *sorted({c for c in cuts if 0 < c < len(text)}), len(text)]
-    return [text[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def feed_all(g: StreamGuard, pieces: Sequence[str], channel: str = "0") -> tuple[str, bool]:
-    """Feed ``pieces`` then finish: what was released, and whether the stream was blocked."""
-    out = ""
-    for p in pieces:
-        step = g.feed(channel, p)
-        if step.blocked:
-            return out, True
-        out += step.text
-    rest = g.finish()
-    if g.blocked:
-        return out, True
-    return out + "".join(s.text for s in rest.values()), False
-
-
-def unary_text(svc: GuardService, text: str) -> str:
-    r = svc.scan([text], Direction.OUTPUT, T)
-    return r.redacted[0] if r.redacted is not None else text
-
-
 def found(acted: Sequence[ActedFinding]) -> list[tuple[str, str, tuple[tuple[int, int], ...], str]]:
     return sorted(
         (a.finding.detector, a.finding.type, tuple((s.start, s.end) for s in a.finding.spans), a.action.value)
@@ -121,7 +98,7 @@ def test_any_chunking_releases_the_unary_redaction_and_records_its_findings(
     g = svc.stream(T)
     out, blocked = feed_all(g, split(text, cuts(text, data)))
     assert not blocked
-    assert out == unary_text(svc, text)
+    assert out == unary_redaction(svc, text)
     assert found(g.result().acted) == found(svc.scan([text], Direction.OUTPUT, T).acted)
     assert AWS not in out and GHP[:8] not in out and EMAIL not in out
 
@@ -133,7 +110,7 @@ def test_empty_chunks_change_nothing(text: str, data: st.DataObject) -> None:
     pieces = [q for p in split(text, cuts(text, data)) for q in ("", p, "")]
     out, blocked = feed_all(svc.stream(T), pieces)
     assert not blocked
-    assert out == unary_text(svc, text)
+    assert out == unary_redaction(svc, text)
 
 
 @FAST
@@ -146,7 +123,7 @@ def test_a_blocked_term_stops_the_stream_before_any_of_it_leaves(text: str, data
     g = svc.stream(T)
     out, blocked = feed_all(g, split(text, cuts(text, data)))
     if not unary.blocked:
-        assert not blocked and out == unary_text(svc, text)
+        assert not blocked and out == unary_redaction(svc, text)
         return
     assert blocked
     first = min(a.finding.spans[0].start for a in unary.acted if a.action is Action.BLOCK)
@@ -170,7 +147,7 @@ def test_interleaved_channels_are_each_guarded_on_their_own(a: str, b: str, data
         got[channel] += step.text
     for name, step in g.finish().items():
         got[name] += step.text
-    assert got == {"0": unary_text(svc, a), "1:tool:0": unary_text(svc, b)}
+    assert got == {"0": unary_redaction(svc, a), "1:tool:0": unary_redaction(svc, b)}
 
 
 def test_finishing_a_choice_releases_only_its_own_channels() -> None:
@@ -193,7 +170,7 @@ def test_adjacent_matches_of_two_detectors_leave_as_one_marker(at: int) -> None:
     """A key and a deny-listed term that touch: one [REDACTED], as the unary scan, at any split."""
     svc = service(REDACTING)
     text = f"see {AWS}#zeus now"
-    assert unary_text(svc, text) == f"see {REDACTION} now"
+    assert unary_redaction(svc, text) == f"see {REDACTION} now"
     cut = text.index(AWS) + at
     out, blocked = feed_all(svc.stream(T), [text[:cut], text[cut:]])
     assert (out, blocked) == (f"see {REDACTION} now", False)
@@ -207,7 +184,7 @@ def test_overlapping_findings_of_secrets_and_pii_are_masked_as_the_unary_scan(at
     cut = min(len(text) - 1, 10 + at * 2)
     out, blocked = feed_all(svc.stream(T), [text[:cut], text[cut:]])
     assert not blocked
-    assert out == unary_text(svc, text)
+    assert out == unary_redaction(svc, text)
 
 
 def test_an_extremely_long_chunk_is_scanned_whole_and_quickly() -> None:
@@ -216,7 +193,7 @@ def test_an_extremely_long_chunk_is_scanned_whole_and_quickly() -> None:
     started = time.perf_counter()
     out, blocked = feed_all(svc.stream(T), [text[:-7], text[-7:]])
     assert time.perf_counter() - started < 5
-    assert not blocked and out == unary_text(svc, text)
+    assert not blocked and out == unary_redaction(svc, text)
 
 
 @FAST
@@ -228,7 +205,7 @@ def test_the_default_output_guards_match_the_unary_scan(data: st.DataObject) -> 
     g = svc.stream(T)
     out, blocked = feed_all(g, split(text, cuts(text, data)))
     assert not blocked
-    assert out == unary_text(svc, text)
+    assert out == unary_redaction(svc, text)
     assert found(g.result().acted) == found(svc.scan([text], Direction.OUTPUT, T).acted)
 
 
@@ -261,11 +238,11 @@ PASSWORD = "password = " + " " * 700 + "'Zx9Qw8Er7Ty6Ui5Op' done"
 
 def test_a_password_after_a_long_whitespace_run_is_redacted_in_a_stream() -> None:
     svc = service({"input": [], "output": ["secrets"]})
-    assert unary_text(svc, PASSWORD).endswith(f"'{REDACTION}' done")
+    assert unary_redaction(svc, PASSWORD).endswith(f"'{REDACTION}' done")
     out, blocked = feed_all(svc.stream(T), split(PASSWORD, range(10, len(PASSWORD), 10)))
     assert not blocked
     assert "Zx9Qw8Er7Ty6Ui5Op" not in out
-    assert out == unary_text(svc, PASSWORD)
+    assert out == unary_redaction(svc, PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +260,7 @@ def test_a_redacted_match_cut_at_the_chunk_end_is_judged_again_when_the_text_con
     """A match that ends where the chunk ends (\\b at end of string) but that the next chunk undoes is
     neither redacted nor recorded, as in the unary scan."""
     svc = service(guards)
-    assert unary_text(svc, text) == text
+    assert unary_redaction(svc, text) == text
     g = svc.stream(T)
     assert feed_all(g, [text[:cut], text[cut:]]) == (text, False)
     assert g.result().acted == ()
@@ -332,7 +309,7 @@ def test_a_chunk_with_thousands_of_redactions_is_masked_like_the_unary_scan() ->
     svc = service({"input": [], "output": ["secrets"]})
     text = "".join(f"k{i} {AWS} " for i in range(3000))
     out, _ = feed_all(svc.stream(T), [text])
-    assert out == unary_text(svc, text)
+    assert out == unary_redaction(svc, text)
 
 
 OPENAI_LIKE = "x" + "sk-proj-" + "Ab3dE6gH9jK2mN5pQ8sT" * 40
@@ -341,7 +318,7 @@ OPENAI_LIKE = "x" + "sk-proj-" + "Ab3dE6gH9jK2mN5pQ8sT" * 40
 def test_the_look_behind_start_is_not_taken_for_a_word_boundary() -> None:
     svc = service({"input": [], "output": ["secrets"]})
     text = OPENAI_LIKE
-    assert unary_text(svc, text) == text
+    assert unary_redaction(svc, text) == text
     g = svc.stream(T)
     assert feed_all(g, [text[:513], text[513:]]) == (text, False)
     assert g.result().acted == ()

@@ -7,9 +7,6 @@ look-behind counts visible characters only, within bounds.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,9 +18,10 @@ from bastion.services.guard import (
     REDACTION,
     GuardService,
     GuardTarget,
-    StreamGuard,
     _visible_start,
 )
+
+from .stream_guard_helpers import feed_all, split, unary_redaction
 
 T = GuardTarget("chat", "m")
 GHP = "ghp_" + "a1B2c3D4e5" * 8  # 84 characters: longer than a 16-character window
@@ -32,21 +30,6 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def secrets(**kw: object) -> GuardService:
     return GuardService(GuardSettings(input=[], output=["secrets", "pii"], **kw))  # type: ignore[arg-type]
-
-
-def pieces(text: str, cuts: Sequence[int]) -> list[str]:
-    bounds = [0, *sorted({c for c in cuts if 0 < c < len(text)}), len(text)]
-    return [text[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def stream(g: StreamGuard, chunks: Sequence[str]) -> str:
-    out = "".join(g.feed("0", c).text for c in chunks)
-    return out + "".join(s.text for s in g.finish().values())
-
-
-def unary(svc: GuardService, text: str) -> str:
-    r = svc.scan([text], Direction.OUTPUT, T)
-    return r.redacted[0] if r.redacted is not None else text
 
 
 @FAST
@@ -63,8 +46,8 @@ def test_any_split_of_variable_length_tokens_leaves_as_the_unary_redaction(
     body = f" {gap} ".join("ghp_" + ("Ab3dE6gH9j" * 13)[:n] for n in tokens)
     text = f"start {body} end"
     cuts = data.draw(st.lists(st.integers(1, len(text) - 1), max_size=10))
-    out = stream(svc.stream(T), pieces(text, cuts))
-    assert out == unary(svc, text)
+    out, _ = feed_all(svc.stream(T), split(text, cuts))
+    assert out == unary_redaction(svc, text)
     assert "ghp_" not in out
 
 
@@ -73,16 +56,16 @@ def test_a_token_longer_than_the_hold_back_is_masked_to_its_end_as_one_marker() 
     the rest of it, however many chunks it takes, joins that one marker."""
     svc = secrets(stream_window_chars=16)
     text = f"the token {GHP} is set"
-    chunks = pieces(text, range(0, len(text), 7))
-    out = stream(svc.stream(T), chunks)
-    assert out == f"the token {REDACTION} is set" == unary(svc, text)
+    chunks = split(text, range(0, len(text), 7))
+    out, _ = feed_all(svc.stream(T), chunks)
+    assert out == f"the token {REDACTION} is set" == unary_redaction(svc, text)
 
 
 def test_a_growing_match_is_recorded_once_with_its_final_span() -> None:
     svc = secrets()
     text = f"a {GHP} b"
     g = svc.stream(T)
-    stream(g, pieces(text, [40, 60, 80]))
+    feed_all(g, split(text, [40, 60, 80]))
     (acted,) = g.result().acted
     start = text.index(GHP)
     assert (acted.finding.spans[0].start, acted.finding.spans[0].end) == (start, start + len(GHP))
@@ -94,7 +77,7 @@ def test_findings_past_the_cap_still_act_and_give_their_reason() -> None:
     svc = secrets()
     g = svc.stream(T)
     key = "AKIAQWERTYUIOPASDFGH"
-    out = stream(g, [f"k{i} {key} " for i in range(MAX_STREAM_FINDINGS + 40)])
+    out, _ = feed_all(g, [f"k{i} {key} " for i in range(MAX_STREAM_FINDINGS + 40)])
     result = g.result()
     assert len(result.acted) == MAX_STREAM_FINDINGS
     assert result.verdict.action is Action.REDACT
@@ -143,6 +126,6 @@ def test_a_match_that_more_text_undoes_is_neither_redacted_nor_recorded() -> Non
     assert svc.scan([text], Direction.OUTPUT, T).acted == ()
     g = svc.stream(T)
     cut = text.index(word) + 43
-    out = stream(g, [text[:cut], text[cut:]])
+    out, _ = feed_all(g, [text[:cut], text[cut:]])
     assert out == text
     assert g.result().acted == ()
