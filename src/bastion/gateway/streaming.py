@@ -338,6 +338,13 @@ class _Relay:
             if not self.allow_lp:
                 changed = wire.strip_logprobs(obj) or changed
             changed = self._guard_chunk(obj, choices) or changed
+            if (
+                changed
+                and (self.started or out)
+                and obj.get("usage") is None
+                and all(_held_whole(ch, self.kind) for ch in choices)
+            ):
+                return  # its text is all held back and it says nothing else (the answer has begun)
         else:
             n, stripped = _scan_plain(choices, self.kind, not self.allow_lp)
             self.chars += n
@@ -453,6 +460,23 @@ def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
             fn["arguments"] = (fn.get("arguments") or "") + text
             return
     calls.append({"index": tool_index, "function": {"arguments": text}})
+
+
+#: the keys of a streamed choice that carries text and nothing else (chat: ``delta.content``)
+_PLAIN_CHOICE = frozenset({"index", "delta", "text", "finish_reason", "logprobs"})
+
+
+def _held_whole(ch: Any, kind: str) -> bool:
+    """Whether a guarded choice became empty text and nothing else (no role, tool call, finish or
+    log-probabilities): an event of only such choices is not sent while its text is held back."""
+    if not isinstance(ch, dict) or ch.keys() - _PLAIN_CHOICE:
+        return False
+    if ch.get("finish_reason") is not None or ch.get("logprobs") is not None:
+        return False
+    if kind == "completions":
+        return ch.get("text") == "" and "delta" not in ch
+    delta = ch.get("delta")
+    return "text" not in ch and isinstance(delta, dict) and delta == {"content": ""}
 
 
 def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str, Any], str, str]]:
