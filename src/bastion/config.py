@@ -91,6 +91,13 @@ class ServerSettings(Section):
     tls_key_file: Path | None = None
     cors_origins: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        # one without the other would quietly serve plain HTTP
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both server.tls_cert_file and server.tls_key_file (or neither)")
+        return self
+
 
 class OIDCSettings(Section):
     issuer: str

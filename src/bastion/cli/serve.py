@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import ssl
 import sys
 from typing import Annotated, Any
 
@@ -91,6 +92,7 @@ def serve(
         os.environ[CONFIG_ENV] = str(path.resolve())
     options = uvicorn_options(settings)
     if n > 1:
+        check_tls(settings)  # each worker loads the files itself: a bad pair is reported once, here
         uvicorn.run(APP_FACTORY, workers=n, **options)
         return
     config = uvicorn.Config(APP_FACTORY, **options)
@@ -126,27 +128,42 @@ def _tls_kwargs(settings: Settings) -> dict[str, Any]:
     if s.tls_cert_file is None or s.tls_key_file is None:
         return {}
     # Used as is by several workers; one worker gets Bastion's own context (_install_tls_context).
-    return {
+    out: dict[str, Any] = {
         "ssl_certfile": str(s.tls_cert_file),
         "ssl_keyfile": str(s.tls_key_file),
         "ssl_ciphers": MODERN_CIPHERS,
     }
+    if settings.tls.client_ca_file is not None:  # client certificates are checked in every worker
+        out["ssl_ca_certs"] = str(settings.tls.client_ca_file)
+        out["ssl_cert_reqs"] = ssl.CERT_REQUIRED if settings.tls.client_cert_required else ssl.CERT_OPTIONAL
+    return out
 
 
-def _install_tls_context(config: uvicorn.Config, settings: Settings) -> None:
-    """Replace uvicorn's TLS context with Bastion's (TLS 1.2+, AEAD ciphers, mTLS, reload on change)."""
+def check_tls(settings: Settings) -> ssl.SSLContext | None:
+    """Bastion's server TLS context for ``settings`` (None without TLS); a missing, unreadable or
+    mismatched certificate and key, or client CA, is a :class:`ConfigError`, not a traceback."""
     s = settings.server
     if s.tls_cert_file is None or s.tls_key_file is None:
-        return
-    from bastion.crypto.tls import CertificateReloader, server_context
+        return None
+    from bastion.crypto.tls import server_context
 
-    config.load()
-    ctx = server_context(
+    return server_context(
         s.tls_cert_file,
         s.tls_key_file,
         client_ca_file=settings.tls.client_ca_file,
         client_cert_required=settings.tls.client_cert_required,
     )
+
+
+def _install_tls_context(config: uvicorn.Config, settings: Settings) -> None:
+    """Replace uvicorn's TLS context with Bastion's (TLS 1.2+, AEAD ciphers, mTLS, reload on change)."""
+    s = settings.server
+    ctx = check_tls(settings)  # first: uvicorn's own loading would fail with a traceback
+    if ctx is None or s.tls_cert_file is None or s.tls_key_file is None:
+        return
+    from bastion.crypto.tls import CertificateReloader
+
+    config.load()
     config.ssl = ctx
     CertificateReloader(ctx, s.tls_cert_file, s.tls_key_file).start(settings.tls.reload_interval_s)
 

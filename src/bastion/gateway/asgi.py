@@ -153,11 +153,13 @@ class GatewayApp:
             await send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             ok = not gw.draining
-            if ok and gw.c.readiness is not None:
-                try:
+            try:
+                if ok and gw.c.readiness is not None:
                     ok = await gw.c.readiness.ready()
-                except Exception:  # noqa: BLE001  not ready is the answer, whatever broke
-                    ok = False
+                if ok and gw.limits.fails_closed:  # calls would be refused while its store is down
+                    ok = await gw.limits.ping()
+            except Exception:  # noqa: BLE001  not ready is the answer, whatever broke
+                ok = False
             await send_json(
                 send, 200 if ok else 503, b'{"status":"ready"}' if ok else b'{"status":"unavailable"}'
             )

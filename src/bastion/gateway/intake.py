@@ -70,6 +70,14 @@ async def read_body(receive: Receive, limit: int, deadlines: BodyDeadlines | Non
             read.done = True
 
 
+def refuse_declared_size(scope: Scope, limit: int) -> None:
+    """413 before reading when the request declares a Content-Length over ``limit`` (the bytes that
+    do arrive are still counted: a declared length is only believed when it is too large)."""
+    declared = header_value(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body is larger than {limit} bytes", "request_too_large")
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0

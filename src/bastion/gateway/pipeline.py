@@ -47,6 +47,7 @@ from bastion.gateway.intake import (
     header_value,
     last_header_value,
     read_body,
+    refuse_declared_size,
     send_json,
 )
 from bastion.gateway.metrics import GatewayMetrics
@@ -247,9 +248,11 @@ class Gateway(CallRecorder):
         except Exception:  # noqa: BLE001  the answer had already started: the event is what is left
             log.error("gateway_call_crashed_mid_answer", route=call.route, model=call.model)
 
-    async def receive_body(self, auth: Authentication, call: Call, receive: Receive) -> bytes:
-        """The request body. While it arrives it counts against the caller's concurrency limits, so
-        one key cannot hold more half-sent bodies in memory than it may have calls in flight."""
+    async def receive_body(self, scope: Scope, auth: Authentication, call: Call, receive: Receive) -> bytes:
+        """The request body (413 at once when it declares a size over the limit). While it arrives it
+        counts against the caller's concurrency limits, so one key cannot hold more half-sent bodies
+        in memory than it may have calls in flight."""
+        refuse_declared_size(scope, self.max_body)
         try:
             leave = self.limits.enter_upload(self.limits.subject(auth))
         except LimitExceeded as e:
@@ -333,13 +336,12 @@ class Gateway(CallRecorder):
         call.findings.extend(a.to_audit() | {"direction": direction} for a in result.acted)
         call.reasons.extend(v.reasons)
         if v.errors:
-            for name in v.errors:
+            for name in dict.fromkeys(v.errors):
                 self.metrics.blocks.labels(name, direction).inc()
             return "error"
-        if result.blocked:
-            for a in result.acted:
-                if a.action.value == "block":
-                    self.metrics.blocks.labels(a.finding.detector, direction).inc()
+        if result.blocked:  # one block per detector that blocked the call, however many findings
+            for name in dict.fromkeys(a.finding.detector for a in result.acted if a.action.value == "block"):
+                self.metrics.blocks.labels(name, direction).inc()
             return "blocked"
         return {"allow": "passed", "flag": "flagged", "redact": "redacted"}[v.action.value]
 
@@ -353,7 +355,7 @@ class Gateway(CallRecorder):
         try:
             try:
                 auth = await self.authenticate(scope, call)
-                body = await self.receive_body(auth, call, receive)
+                body = await self.receive_body(scope, auth, call, receive)
                 call.prompt_sha256 = hashlib.sha256(body).hexdigest()
                 call.request_bytes = len(body)
                 if self.c.content is not None:

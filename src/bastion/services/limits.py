@@ -377,6 +377,11 @@ class LimitService:
                 self.on_unavailable(e)
             raise _Unavailable() from e
 
+    @property
+    def fails_closed(self) -> bool:
+        """Whether calls are refused while the shared limit store (Redis) is down."""
+        return self._redis is not None and self.settings.on_unavailable == "closed"
+
     async def ping(self) -> bool:
         """True when the limit store answers."""
         try:
