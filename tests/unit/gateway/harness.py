@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,22 +124,34 @@ def gateway_settings(**gateway: Any) -> Settings:
     return load_settings(None, gateway=gateway)
 
 
-def post_scope(path: str, key: str = "k") -> dict[str, Any]:
-    """The ASGI scope of a JSON ``POST path`` with bearer ``key``, for tests that call the app directly."""
+def asgi_scope(
+    path: str,
+    *,
+    method: str = "POST",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    client: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """The ASGI HTTP scope of ``method path`` with ``headers``, for tests that call the app directly."""
     return {
         "type": "http",
-        "method": "POST",
+        "method": method,
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [(b"authorization", b"Bearer " + key.encode()), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5555),
+        "headers": list(headers),
+        "client": (client, 5555),
         "server": ("127.0.0.1", 8000),
         "scheme": "http",
         "http_version": "1.1",
         "asgi": {"version": "3.0"},
         "root_path": "",
     }
+
+
+def post_scope(path: str, key: str = "k") -> dict[str, Any]:
+    """The ASGI scope of a JSON ``POST path`` with bearer ``key``, for tests that call the app directly."""
+    auth = (b"authorization", b"Bearer " + key.encode())
+    return asgi_scope(path, headers=[auth, (b"content-type", b"application/json")])
 
 
 def direct_gateway(settings: Settings, **components: Any) -> tuple[GatewayApp, MemoryAudit]:

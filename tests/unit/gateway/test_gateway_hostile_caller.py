@@ -28,7 +28,16 @@ from bastion.gateway import GatewayApp, GatewayComponents, create_gateway
 from bastion.gateway.demo import DemoUpstream, _DemoStream
 from bastion.gateway.upstream import UpstreamReply
 
-from .harness import FakeAuthenticator, FakeAuthorizer, Live, MemoryAudit, Ready, live_gateway, principal
+from .harness import (
+    FakeAuthenticator,
+    FakeAuthorizer,
+    Live,
+    MemoryAudit,
+    Ready,
+    asgi_scope,
+    live_gateway,
+    principal,
+)
 
 # -- helpers (used by the other hostile-caller modules too) ------------------------------------------
 
@@ -138,21 +147,7 @@ def scope(
     hdrs: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
     if key is not None:
         hdrs.insert(0, (b"authorization", b"Bearer " + key.encode()))
-    hdrs.extend(headers)
-    return {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": hdrs,
-        "client": (client, 5555),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-        "root_path": "",
-    }
+    return asgi_scope(path, method=method, headers=[*hdrs, *headers], client=client)
 
 
 def body_of(payload: Any) -> bytes:

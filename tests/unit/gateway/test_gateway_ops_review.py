@@ -33,6 +33,7 @@ from bastion.gateway.deps import ReadinessProbe
 from bastion.gateway.upstream import UpstreamReply
 from bastion.logging import REDACTED, redact
 
+from .harness import asgi_scope
 from .test_gateway_review3_support import (
     CHAT,
     Answer,
@@ -57,20 +58,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 def get_scope(
     path: str, method: str = "GET", headers: list[tuple[bytes, bytes]] | None = None
 ) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": headers or [],
-        "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-        "root_path": "",
-    }
+    return asgi_scope(path, method=method, headers=headers or [])
 
 
 def post(path: str, key: str = "alice-key", extra: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
