@@ -74,9 +74,10 @@ log = structlog.get_logger("bastion.gateway")
 
 _RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
 _LIMITER_EVENT_INTERVAL_S = 60.0
-#: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
 T = TypeVar("T")
+#: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
 INLINE_SCAN_CHARS = 16_384
+#: The gateway's own scan threads (a stalled scan holds one; it may starve only other scans).
 _SCAN_THREADS = 4
 _SYSTEM_ROLES = ("system", "developer")
 
