@@ -130,6 +130,10 @@ class _Relay:
         self.watcher: asyncio.Future[None] | None = None
         #: the events that came with ``[DONE]``, accounted for, not sent yet (:meth:`_complete`)
         self.tail = b""
+        #: with output guards: the usage event, sent after the text still held back (at ``[DONE]``)
+        self.usage_event: bytes | None = None
+        #: with output guards: the last event's id, created, system_fingerprint (for released text)
+        self.meta: dict[str, Any] = {}
 
     def watch(self, receive: Receive) -> None:
         """Start the disconnect watcher: from now on a caller that leaves cancels the relay."""
@@ -326,6 +330,9 @@ class _Relay:
             if "model" in obj and obj["model"] != self.call.model:  # the provider's name stays hidden
                 obj["model"] = self.call.model
                 payload = orjson.dumps(obj)
+            if usage is not None and self.guard is not None:
+                self.usage_event = payload  # last: after the text the guard still holds
+                return
             out.append(payload)
             return
         if not isinstance(choices, list):  # not something to guard, count or pass on as it is
@@ -335,6 +342,7 @@ class _Relay:
         if changed:
             obj["model"] = model
         if self.guard is not None:
+            self.meta = {k: obj[k] for k in _META if k in obj}
             if not self.allow_lp:
                 changed = wire.strip_logprobs(obj) or changed
             changed = self._guard_chunk(obj, choices) or changed
@@ -386,6 +394,8 @@ class _Relay:
         return changed
 
     def _flush_guard(self, out: list[bytes]) -> None:
+        """At ``[DONE]``: the text the guard still holds (in events like the provider's), then the
+        usage event."""
         if self.guard is None:
             return
         rest = self.guard.finish()
@@ -397,11 +407,14 @@ class _Relay:
             choice: dict[str, Any] = {"index": int(channel.split(":")[0]), "finish_reason": None}
             _put_text(choice, self.kind, channel, step.text)
             obj = {
+                **self.meta,
                 "object": "chat.completion.chunk" if self.kind == "chat" else "text_completion",
                 "model": self.call.model,
                 "choices": [choice],
             }
             out.append(orjson.dumps(obj))
+        if self.usage_event is not None:
+            out.append(self.usage_event)
 
 
 async def _settle(gw: Gateway, call: Call, tag: EventTag, outcome: str) -> bool:
@@ -464,6 +477,10 @@ def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
 
 #: the keys of a streamed choice that carries text and nothing else (chat: ``delta.content``)
 _PLAIN_CHOICE = frozenset({"index", "delta", "text", "finish_reason", "logprobs"})
+#: the text fields of a chat delta
+_DELTA_TEXT = frozenset({"content", *wire.MESSAGE_TEXT_FIELDS})
+#: what an event the gateway writes itself takes over from the provider's last one
+_META = ("id", "created", "system_fingerprint")
 
 
 def _held_whole(ch: Any, kind: str) -> bool:
@@ -476,7 +493,13 @@ def _held_whole(ch: Any, kind: str) -> bool:
     if kind == "completions":
         return ch.get("text") == "" and "delta" not in ch
     delta = ch.get("delta")
-    return "text" not in ch and isinstance(delta, dict) and delta == {"content": ""}
+    return (
+        "text" not in ch
+        and isinstance(delta, dict)
+        and bool(delta)
+        and delta.keys() <= _DELTA_TEXT
+        and all(v == "" for v in delta.values())
+    )
 
 
 def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str, Any], str, str]]:
