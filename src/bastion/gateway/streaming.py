@@ -29,7 +29,8 @@ from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.errors import ApiError
 from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
 from bastion.gateway.upstream import UpstreamStatusError
-from bastion.services.guard import SCAN_TIMEOUT, GuardTarget, StreamGuard
+from bastion.services.guard import SCAN_TIMEOUT, GuardTarget
+from bastion.services.stream_guard import StreamGuard
 
 log = structlog.get_logger("bastion.gateway")
 

@@ -7,7 +7,8 @@ import itertools
 from collections.abc import Sequence
 
 from bastion.detectors.interface import Direction
-from bastion.services.guard import GuardService, GuardTarget, StreamGuard
+from bastion.services.guard import GuardService, GuardTarget
+from bastion.services.stream_guard import StreamGuard
 
 TARGET = GuardTarget("chat", "m")
 

@@ -25,14 +25,8 @@ from bastion.domain.events import EventTag
 from bastion.domain.findings import Finding, Severity, Span
 from bastion.errors import ConfigError
 from bastion.registry import Registry
-from bastion.services.guard import (
-    LEFT_CONTEXT,
-    REDACTION,
-    RELEASE_BATCH,
-    ActedFinding,
-    GuardService,
-    GuardTarget,
-)
+from bastion.services.guard import REDACTION, ActedFinding, GuardService, GuardTarget
+from bastion.services.stream_guard import LEFT_CONTEXT, RELEASE_BATCH
 
 from .stream_guard_helpers import feed_all, split, unary_redaction
 from .test_gateway_review3_support import (

@@ -1,4 +1,4 @@
-"""Adversarial review of StreamGuard (src/bastion/services/guard.py): any text, any chunking.
+"""Adversarial review of StreamGuard (src/bastion/services/stream_guard.py): any text, any chunking.
 
 The safety property under test: when no match is longer than the hold-back, a stream releases exactly
 the unary scan's redaction (or, when the unary scan blocks, blocks and releases only a prefix of the

@@ -13,13 +13,8 @@ from hypothesis import strategies as st
 from bastion.config import GuardSettings
 from bastion.detectors.interface import Direction
 from bastion.domain.findings import Action
-from bastion.services.guard import (
-    MAX_STREAM_FINDINGS,
-    REDACTION,
-    GuardService,
-    GuardTarget,
-    _visible_start,
-)
+from bastion.services.guard import REDACTION, GuardService, GuardTarget
+from bastion.services.stream_guard import MAX_STREAM_FINDINGS, _visible_start
 
 from .stream_guard_helpers import feed_all, split, unary_redaction
 
