@@ -1,7 +1,10 @@
 """Stream output guards: CPU per streamed event and the cost of many redactions, a git revision's
-``StreamGuard`` beside the working tree's, measured in the same run (runs interleaved, medians).
+source beside the working tree's, measured in the same run (runs alternate, medians).
 
     python bench/stream_guard_bench.py --base cf0376b
+
+Each run is a fresh child process importing ``bastion`` from one side's source (the revision's is
+extracted with ``git archive``), so both sides run their own guard and detectors.
 
 * ``per event``: the default output guards (``GuardSettings()``) over a stream of ~5-character events
   with nothing to find (what most answers are), prose and indented code: CPU µs per event, and how
@@ -13,18 +16,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import json
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-
-from bastion.config import GuardSettings
-from bastion.detectors.interface import Direction
 
 ROOT = Path(__file__).resolve().parent.parent
 PROSE = "the quick brown fox jumps over the lazy dog while the model keeps on writing its answer "
@@ -33,29 +34,27 @@ CODE = "def f(x):\n    if x:\n        return  x  +  1\n    return 0\n\n"
 AWS = "AKIAQWERTYUIOPASDFGH"
 
 
-def load_revision(rev: str) -> ModuleType:
-    """``bastion.services.guard`` as it was at ``rev`` (imported under another name)."""
-    src = subprocess.run(
-        ["git", "show", f"{rev}:src/bastion/services/guard.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / f"guard_{rev}.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location(f"guard_{rev}", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+def extract(rev: str) -> Path:
+    """The ``src`` tree of ``rev`` in a temporary directory."""
+    data = subprocess.run(["git", "archive", rev, "src"], cwd=ROOT, check=True, capture_output=True).stdout
+    out = Path(tempfile.mkdtemp(prefix=f"guard-{rev}-"))
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(out, filter="data")
+    return out / "src"
 
 
-def per_event(mod: Any, events: list[str]) -> tuple[float, int]:
-    """CPU µs per event over the stream, and characters fed before the first was released."""
-    svc = mod.GuardService(GuardSettings())
-    g = svc.stream(mod.GuardTarget("chat", "m"))
+def child(events: list[str], keys: list[int]) -> dict[str, Any]:
+    """One run, in this process (bastion imported from the source on sys.path)."""
+    from bastion.config import GuardSettings
+    from bastion.detectors.interface import Direction
+    from bastion.services.guard import GuardService, GuardTarget
+
+    target = GuardTarget("chat", "m")
+    svc = GuardService(GuardSettings())
+    g = svc.stream(target)
+    for e in events[:200]:  # warm-up: patterns compiled, caches filled
+        g.feed("0", e)
+    g = svc.stream(target)
     fed, first = 0, -1
     started = time.process_time()
     for e in events:
@@ -64,21 +63,29 @@ def per_event(mod: Any, events: list[str]) -> tuple[float, int]:
             first = fed
     g.finish()
     g.result()
-    return (time.process_time() - started) / len(events) * 1e6, first
+    us = (time.process_time() - started) / len(events) * 1e6
+    many = {}
+    secrets = GuardService(GuardSettings(input=[], output=["secrets"]))
+    for n in keys:
+        text = "".join(f"k{i} {AWS} " for i in range(n))
+        t0 = time.process_time()
+        secrets.scan([text], Direction.OUTPUT, target)
+        unary = time.process_time() - t0
+        sg = secrets.stream(target)
+        t0 = time.process_time()
+        sg.feed("0", text)
+        sg.finish()
+        many[str(n)] = [time.process_time() - t0, unary]
+    return {"us": us, "first": first, "many": many}
 
 
-def many_redactions(mod: Any, n: int) -> tuple[float, float]:
-    """Seconds for one event with ``n`` keys: through the stream guard, and the unary scan's."""
-    svc = mod.GuardService(GuardSettings(input=[], output=["secrets"]))
-    text = "".join(f"k{i} {AWS} " for i in range(n))
-    t0 = time.process_time()
-    svc.scan([text], Direction.OUTPUT, mod.GuardTarget("chat", "m"))
-    unary = time.process_time() - t0
-    g = svc.stream(mod.GuardTarget("chat", "m"))
-    t0 = time.process_time()
-    g.feed("0", text)
-    g.finish()
-    return time.process_time() - t0, unary
+def run_child(src: Path, events: list[str], keys: list[int]) -> dict[str, Any]:
+    spec = json.dumps({"src": str(src), "events": events, "keys": keys})
+    out = subprocess.run(
+        [sys.executable, __file__, "--child"], input=spec, capture_output=True, text=True, check=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 def main() -> int:
@@ -86,33 +93,38 @@ def main() -> int:
     ap.add_argument("--base", default="HEAD", help="git revision to compare the working tree with")
     ap.add_argument("--events", type=int, default=2_000)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--keys", type=int, nargs="*", default=[250, 1000, 2000])
+    ap.add_argument("--keys", type=int, nargs="*", default=[250, 1000, 4000])
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
-    from bastion.services import guard as work
-
-    base = load_revision(args.base)
+    if args.child:
+        spec = json.loads(sys.stdin.read())
+        sys.path.insert(0, spec["src"])
+        print(json.dumps(child(spec["events"], spec["keys"])))
+        return 0
+    sides = {"base": extract(args.base), "work": ROOT / "src"}
     words = (PROSE * (args.events // 16 + 1)).split(" ")
     code = CODE * (args.events * 5 // len(CODE) + 1)
     streams = {
         "prose": [w + " " for w in words][: args.events],
         "code": [code[i : i + 5] for i in range(0, args.events * 5, 5)],
     }
-    sides = {"base": base, "work": work}
-    for mod in sides.values():  # warm-up (patterns compiled, caches filled)
-        per_event(mod, streams["prose"][:200])
     print(f"\nper event: {args.events} events of ~5 characters, default output guards, {args.repeats} runs")
-    print(f"(base = {args.base}, work = working tree)\n")
+    print(f"(base = {args.base}, work = working tree; each run a fresh process)\n")
     print("| text | side | CPU µs/event (median) | runs | characters before the first is released |")
     print("|---|---|---|---|---|")
     ratios = []
+    many: dict[str, dict[str, list[list[float]]]] = {name: {} for name in sides}
     for text, events in streams.items():
         cpu: dict[str, list[float]] = {k: [] for k in sides}
         first: dict[str, int] = {}
-        for _ in range(args.repeats):
-            for name, mod in sides.items():
-                us, first[name] = per_event(mod, events)
-                cpu[name].append(us)
+        for i in range(args.repeats):
+            order = list(sides.items()) if i % 2 == 0 else list(sides.items())[::-1]
+            for name, src in order:
+                r = run_child(src, events, args.keys if text == "prose" and i < 3 else [])
+                cpu[name].append(r["us"])
+                first[name] = r["first"]
+                for n, pair in r["many"].items():
+                    many[name].setdefault(n, []).append(pair)
         for name in sides:
             runs = " / ".join(f"{v:.0f}" for v in cpu[name])
             print(f"| {text} | {name} | {statistics.median(cpu[name]):.1f} | {runs} | {first[name]} |")
@@ -121,11 +133,10 @@ def main() -> int:
     print("\nmany redactions: one event with N AWS keys (secrets only), medians of 3\n")
     print("| N | side | stream guard s | unary scan s | stream / unary |")
     print("|---|---|---|---|---|")
-    for n in args.keys:
-        for name, mod in sides.items():
-            timed = [many_redactions(mod, n) for _ in range(3)]
-            s = statistics.median(r[0] for r in timed)
-            u = statistics.median(r[1] for r in timed)
+    for n in map(str, args.keys):
+        for name in sides:
+            s = statistics.median(p[0] for p in many[name][n])
+            u = statistics.median(p[1] for p in many[name][n])
             print(f"| {n} | {name} | {s:.3f} | {u:.3f} | {s / u:.1f} |")
     return 0
 
