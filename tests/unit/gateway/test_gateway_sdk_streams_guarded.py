@@ -116,22 +116,30 @@ def sdk(lv: Live) -> openai.OpenAI:
 MSGS: list[Any] = [{"role": "user", "content": "hi"}]
 
 
+def reasoning_events(reasoning: str, answer: str = "") -> list[bytes]:
+    """A reasoning model's stream (vLLM/DeepSeek ``reasoning_content``), then its answer, in pieces."""
+    return [
+        chunk(delta={"role": "assistant", "reasoning_content": ""}),
+        *(chunk(delta={"reasoning_content": p}) for p in pieces(reasoning)),
+        *(chunk(p) for p in pieces(answer)),
+        chunk(delta={}, finish="stop"),
+        b"[DONE]",
+    ]
+
+
+def usage_event() -> bytes:
+    """A usage-only chunk (no choices), as OpenAI sends it last with include_usage."""
+    obj = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []}
+    return orjson.dumps({**obj, "usage": usage_obj()})
+
+
 def test_long_chat_stream_whole_in_order_with_finish_and_usage(live: Live, up: ScriptedUpstream) -> None:
     up.events = (
         [role_chunk()]
         + [chunk(p) for p in pieces(LONG)]
         + [
             chunk(delta={}, finish="stop"),
-            orjson.dumps(
-                {
-                    "id": "c",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": "m",
-                    "choices": [],
-                    "usage": usage_obj(),
-                }
-            ),
+            usage_event(),
             b"[DONE]",
         ]
     )
@@ -321,15 +329,7 @@ def test_first_content_only_event_sent_at_once() -> None:
 )
 def test_reasoning_tail_arrives_before_the_answer_begins() -> None:
     reasoning, answer = LONG[:600], LONG[600:1200]
-    up = ScriptedUpstream(
-        events=[
-            chunk(delta={"role": "assistant", "reasoning_content": ""}),
-            *(chunk(delta={"reasoning_content": p}) for p in pieces(reasoning)),
-            *(chunk(p) for p in pieces(answer)),
-            chunk(delta={}, finish="stop"),
-            b"[DONE]",
-        ]
-    )
+    up = ScriptedUpstream(events=reasoning_events(reasoning, answer))
     a = run(build(settings(), up), body_of(stream=True))
     assert a.text(fld="reasoning_content") == reasoning and a.text() == answer  # whole (holds)
     order = [
@@ -349,16 +349,7 @@ def test_usage_chunk_stays_last_when_provider_sends_no_finish_reason(
     text = LONG[:300]
     up.events = [role_chunk(), *(chunk(p) for p in pieces(text))]
     up.events += [
-        orjson.dumps(
-            {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "m",
-                "choices": [],
-                "usage": usage_obj(),
-            }
-        ),
+        usage_event(),
         b"[DONE]",
     ]
     chunks = list(
@@ -372,14 +363,7 @@ def test_usage_chunk_stays_last_when_provider_sends_no_finish_reason(
 
 
 def test_events_with_all_reasoning_held_back_are_not_sent() -> None:
-    up = ScriptedUpstream(
-        events=[
-            chunk(delta={"role": "assistant", "reasoning_content": ""}),
-            *(chunk(delta={"reasoning_content": p}) for p in pieces(LONG[:600])),
-            chunk(delta={}, finish="stop"),
-            b"[DONE]",
-        ]
-    )
+    up = ScriptedUpstream(events=reasoning_events(LONG[:600]))
     a = run(build(settings(), up), body_of(stream=True))
     empty = [o for o in a.chunks()[1:] if o["choices"][0]["delta"] == {"reasoning_content": ""}]
     assert empty == []
