@@ -133,8 +133,8 @@ class _Relay:
         self.tail = b""
         #: with output guards: the usage event, sent after the text still held back (at ``[DONE]``)
         self.usage_event: bytes | None = None
-        #: with output guards: the last event's id, created, system_fingerprint (for released text)
-        self.meta: dict[str, Any] = {}
+        #: with output guards: the provider's last event (its id, created… go on released text)
+        self.last: dict[str, Any] = {}
 
     def watch(self, receive: Receive) -> None:
         """Start the disconnect watcher: from now on a caller that leaves cancels the relay."""
@@ -343,7 +343,7 @@ class _Relay:
         if changed:
             obj["model"] = model
         if self.guard is not None:
-            self.meta = {k: obj[k] for k in _META if k in obj}
+            self.last = obj
             if not self.allow_lp:
                 changed = wire.strip_logprobs(obj) or changed
             changed = self._guard_chunk(obj, choices) or changed
@@ -408,7 +408,7 @@ class _Relay:
             choice: dict[str, Any] = {"index": int(channel.split(":")[0]), "finish_reason": None}
             _put_text(choice, self.kind, channel, step.text)
             obj = {
-                **self.meta,
+                **{k: self.last[k] for k in _META if k in self.last},
                 "object": "chat.completion.chunk" if self.kind == "chat" else "text_completion",
                 "model": self.call.model,
                 "choices": [choice],

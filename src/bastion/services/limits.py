@@ -61,6 +61,16 @@ def _narrower(scoped: int | None, configured: int | None) -> int | None:
     return min(scoped, configured)
 
 
+def _take_one(counts: dict[str, int], keys: list[str]) -> None:
+    """One less in each of ``keys`` of an in-process count; a count that reaches zero is dropped."""
+    for key in keys:
+        n = counts.get(key, 0) - 1
+        if n > 0:
+            counts[key] = n
+        else:
+            counts.pop(key, None)
+
+
 class LimiterUnavailable(BastionError):
     """The shared limit store (Redis) cannot be reached and the configuration says fail closed."""
 
@@ -262,12 +272,7 @@ class LimitService:
         return functools.partial(self._leave_uploads, held)
 
     def _leave_uploads(self, keys: list[str]) -> None:
-        for key in keys:
-            n = self._uploads.get(key, 0) - 1
-            if n > 0:
-                self._uploads[key] = n
-            else:
-                self._uploads.pop(key, None)
+        _take_one(self._uploads, keys)
         keys.clear()
 
     async def charge_tokens(self, subject: Subject, tokens: int) -> bool:
@@ -350,12 +355,7 @@ class LimitService:
         return bool(await self._enter_script(keys=[key], args=args))
 
     def _release_local(self, held: list[str]) -> None:
-        for key in held:
-            left = self._concurrent.get(key, 0) - 1
-            if left > 0:
-                self._concurrent[key] = left
-            else:
-                self._concurrent.pop(key, None)
+        _take_one(self._concurrent, held)
 
     async def _release(self, held: list[str], lease_id: str) -> None:
         if self._redis is None:
