@@ -18,7 +18,6 @@ from bastion.domain.identity import Role
 from .harness import Live, gateway_settings, live_gateway, principal
 from .test_gateway_review3_support import (
     ScriptedUpstream,
-    acall,
     body_of,
     build,
     chunk,
@@ -287,15 +286,7 @@ def test_first_event_and_headers_sent_before_provider_finishes() -> None:
     have left by then, though the hold-back keeps the text back."""
     events = [chunk(delta={"role": "assistant", "content": "Hel"}), chunk("lo "), chunk("there")]
     up = ScriptedUpstream(events=events + text_stream(["x"] * 10), hang_after=3)
-    gw = build(settings(), up)
-
-    async def main() -> Any:
-        try:
-            return await asyncio.wait_for(acall(gw.app, body_of(stream=True), cancel_when=up.hanging), 10)
-        finally:
-            await gw.app.gateway.drain()
-
-    a = asyncio.run(main())
+    a = run(build(settings(), up), body_of(stream=True), cancel_when=up.hanging)
     assert a.status == 200 and a.headers[b"content-type"].startswith(b"text/event-stream")
     first = a.chunks()[0]["choices"][0]
     assert first["delta"]["role"] == "assistant" and first["finish_reason"] is None
@@ -305,15 +296,7 @@ def test_first_event_and_headers_sent_before_provider_finishes() -> None:
 def test_first_content_only_event_sent_at_once() -> None:
     """A provider that sends no role chunk: its first event still leaves (with its text held)."""
     up = ScriptedUpstream(events=[chunk("Hello"), chunk(" world"), *text_stream(["x"])], hang_after=2)
-    gw = build(settings(), up)
-
-    async def main() -> Any:
-        try:
-            return await asyncio.wait_for(acall(gw.app, body_of(stream=True), cancel_when=up.hanging), 10)
-        finally:
-            await gw.app.gateway.drain()
-
-    a = asyncio.run(main())
+    a = run(build(settings(), up), body_of(stream=True), cancel_when=up.hanging)
     assert a.status == 200 and len(a.chunks()) == 1 and a.text() == ""
 
 
