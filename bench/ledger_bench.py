@@ -3,18 +3,26 @@
     .venv/bin/python bench/ledger_bench.py                       # SQLite, 1M-entry log
     .venv/bin/python bench/ledger_bench.py --postgres postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/ledger_bench.py --size 100000 --repeat 1   # quick
+    .venv/bin/python bench/ledger_bench.py --size 0 --appends 0 --latency 3000   # one append's latency only
 
 Each figure is the median of --repeat runs. Appends are real ``AuditLog.record``/``arecord`` calls, each
 returning only after its commit (SQLite WAL with synchronous=FULL). The large log for proofs and
 verification is filled in bulk through the same append path (``Appender`` + ledger_repo) in big
 transactions, then proofs are generated and checked through ``AuditLog``.
+
+``--latency N`` (SQLite) times one durable append at a time against the floor under it, all in the same
+directory: ``fdatasync`` of a 600-byte write to a preallocated file (the disk's own cost), a bare SQLite
+WAL commit of one row with ``synchronous=FULL`` and with ``NORMAL`` (no fsync), ``AuditLog.record`` from
+one thread and ``arecord`` from one asyncio task (the gateway's path with ``durable_audit``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import sqlite3
 import statistics
 import tempfile
 import threading
@@ -103,6 +111,84 @@ def record_many_appends(engine: Engine, total: int, cfg: LedgerSettings) -> floa
         for b in range(0, total, 500):
             log.record_many(event(i) for i in range(b, b + 500))
         return total / (time.perf_counter() - t0)
+
+
+# -- one append's latency ---------------------------------------------------------------------------
+
+
+def _quantiles(samples: list[float]) -> str:
+    """p50 / p90 / p99 of ``samples`` (seconds) in µs."""
+    s = sorted(samples)
+    q = [s[min(len(s) - 1, int(len(s) * f))] * 1e6 for f in (0.5, 0.9, 0.99)]
+    return f"p50 {q[0]:.0f} µs, p90 {q[1]:.0f} µs, p99 {q[2]:.0f} µs"
+
+
+def _timed(n: int, fn: Callable[[int], object]) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def fdatasync_latency(tmp: Path, n: int) -> list[float]:
+    """A 600-byte ``pwrite`` + ``fdatasync`` into a preallocated file: what the disk itself costs."""
+    fd = os.open(tmp / "fsync.bin", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, 600 * n)
+        os.fsync(fd)
+        return _timed(n, lambda i: (os.pwrite(fd, b"x" * 600, 600 * i), os.fdatasync(fd)))
+    finally:
+        os.close(fd)
+
+
+def sqlite_commit_latency(tmp: Path, n: int, synchronous: str) -> list[float]:
+    """One row per WAL transaction, as the ledger's store is set up (``store/engine.py``)."""
+    conn = sqlite3.connect(tmp / f"bare-{synchronous}.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+
+        def one(i: int) -> None:
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO t (v) VALUES (?)", (b"x" * 600,))
+            conn.execute("COMMIT")
+
+        return _timed(n, one)
+    finally:
+        conn.close()
+
+
+def ledger_latency(engine: Engine, n: int, cfg: LedgerSettings) -> tuple[list[float], list[float]]:
+    """One caller at a time: ``record`` from a thread, then ``arecord`` from one asyncio task."""
+    with AuditLog(engine, KEY, cfg) as log:
+        threaded = _timed(n, lambda i: log.record(event(i)))
+
+        async def main() -> list[float]:
+            out = []
+            for i in range(n):
+                t0 = time.perf_counter()
+                await log.arecord(event(n + i))
+                out.append(time.perf_counter() - t0)
+            return out
+
+        return threaded, asyncio.run(main())
+
+
+def latency(db: Database, tmp: Path, n: int, cfg: LedgerSettings) -> None:
+    print(f"# SQLite: one durable append at a time, {n} each, in {tmp}")
+    print(f"pwrite + fdatasync (the disk): {_quantiles(fdatasync_latency(tmp, n))}")
+    print(f"bare SQLite commit, synchronous=FULL: {_quantiles(sqlite_commit_latency(tmp, n, 'FULL'))}")
+    print(f"bare SQLite commit, synchronous=NORMAL: {_quantiles(sqlite_commit_latency(tmp, n, 'NORMAL'))}")
+    engine = db.fresh()
+    try:
+        threaded, awaited = ledger_latency(engine, n, cfg)
+    finally:
+        engine.dispose()
+    print(f"AuditLog.record, one thread: {_quantiles(threaded)}")
+    print(f"AuditLog.arecord, one asyncio task: {_quantiles(awaited)}")
 
 
 # -- a large log -----------------------------------------------------------------------------------
@@ -198,7 +284,10 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         db = Database(args.postgres, Path(tmp))
         try:
-            print(f"# {name}: appends/s (median of {args.repeat}; {args.appends} appends per run)")
+            if args.latency and args.postgres is None:
+                latency(db, Path(tmp), args.latency, cfg)
+            if args.appends:
+                print(f"# {name}: appends/s (median of {args.repeat}; {args.appends} appends per run)")
 
             cpu: list[float] = []  # process CPU seconds per append, all threads (the machine may be shared)
 
@@ -216,19 +305,22 @@ def run(args: argparse.Namespace) -> None:
                 us = statistics.median(cpu[-args.repeat :]) / appends * 1e6
                 return f"  (CPU {us:.0f} µs/append → {1e6 / us:,.0f}/s per core)"
 
-            rm = median_of(args.repeat, lambda: once(lambda e: record_many_appends(e, args.appends, cfg)))
-            print(f"record_many (batches of 500, 1 caller): {rm:,.0f}/s" + cpu_note(args.appends))
-            for n in args.writers:
-                total = args.appends if n > 1 else min(args.appends, 2000)  # one caller: one commit per entry
-                th = median_of(
-                    args.repeat, lambda n=n, t=total: once(lambda e: threaded_appends(e, n, t, cfg))
-                )
-                print(f"record(), {n} threads: {th:,.0f}/s" + cpu_note(total))
-            for n in args.tasks:
-                at = median_of(
-                    args.repeat, lambda n=n: once(lambda e: async_appends(e, n, args.appends, cfg))
-                )
-                print(f"arecord(), {n} asyncio tasks: {at:,.0f}/s" + cpu_note(args.appends))
+                rm = median_of(args.repeat, lambda: once(lambda e: record_many_appends(e, args.appends, cfg)))
+                print(f"record_many (batches of 500, 1 caller): {rm:,.0f}/s" + cpu_note(args.appends))
+                for n in args.writers:
+                    total = (
+                        args.appends if n > 1 else min(args.appends, 2000)
+                    )  # one caller: one commit per entry
+                    th = median_of(
+                        args.repeat, lambda n=n, t=total: once(lambda e: threaded_appends(e, n, t, cfg))
+                    )
+                    print(f"record(), {n} threads: {th:,.0f}/s" + cpu_note(total))
+                for n in args.tasks:
+                    at = median_of(
+                        args.repeat, lambda n=n: once(lambda e: async_appends(e, n, args.appends, cfg))
+                    )
+                    print(f"arecord(), {n} asyncio tasks: {at:,.0f}/s" + cpu_note(args.appends))
+
             if args.size:
                 engine = db.fresh()
                 t0 = time.perf_counter()
@@ -254,7 +346,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--postgres", help="PostgreSQL URL (default: SQLite in a temporary directory)")
     ap.add_argument("--size", type=int, default=1_000_000, help="entries in the large log (0: skip)")
-    ap.add_argument("--appends", type=int, default=20_000, help="appends per append run")
+    ap.add_argument("--appends", type=int, default=20_000, help="appends per append run (0: skip)")
+    ap.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        help="time N single durable appends against the disk's floor (SQLite)",
+    )
     ap.add_argument("--writers", type=int, nargs="*", default=[1, 16, 128], help="thread counts")
     ap.add_argument("--tasks", type=int, nargs="*", default=[64, 512], help="asyncio task counts")
     ap.add_argument("--repeat", type=int, default=3)
