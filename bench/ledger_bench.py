@@ -138,7 +138,12 @@ def fdatasync_latency(tmp: Path, n: int) -> list[float]:
     try:
         os.posix_fallocate(fd, 0, 600 * n)
         os.fsync(fd)
-        return _timed(n, lambda i: (os.pwrite(fd, b"x" * 600, 600 * i), os.fdatasync(fd)))
+
+        def one(i: int) -> None:
+            os.pwrite(fd, b"x" * 600, 600 * i)
+            os.fdatasync(fd)
+
+        return _timed(n, one)
     finally:
         os.close(fd)
 
