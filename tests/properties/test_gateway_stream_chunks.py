@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.gateway import wire
-from bastion.gateway.streaming import _chunk_refs, _scan_plain
+from bastion.gateway.stream_chunks import chunk_refs, count_texts
 
 junk = st.one_of(st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=2))
 # mostly well-formed (texts are strings), sometimes junk in any place
@@ -38,14 +38,14 @@ def _by_refs(choices: list[Any], kind: str) -> int:
         len(holder[key])
         for ch in choices
         if isinstance(ch, dict)
-        for holder, key, _ in _chunk_refs(ch, kind, 0)
+        for holder, key, _ in chunk_refs(ch, kind, 0)
     )
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(choice, max_size=4), st.sampled_from(["chat", "completions"]))
 def test_chunk_chars_counts_exactly_the_guarded_texts(choices: list[Any], kind: str) -> None:
-    assert _scan_plain(choices, kind, False)[0] == _by_refs(choices, kind)
+    assert count_texts(choices, kind, False)[0] == _by_refs(choices, kind)
 
 
 @settings(max_examples=600, deadline=None)
@@ -54,5 +54,5 @@ def test_one_pass_counts_and_strips_as_the_helpers(choices: list[Any], kind: str
     expected = copy.deepcopy(choices)
     chars = _by_refs(expected, kind)
     stripped = wire.strip_logprobs({"choices": expected}) if strip else False
-    assert _scan_plain(choices, kind, strip) == (chars, stripped)
+    assert count_texts(choices, kind, strip) == (chars, stripped)
     assert choices == expected

@@ -28,6 +28,7 @@ from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.errors import ApiError
 from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
+from bastion.gateway.stream_chunks import META, chunk_refs, count_texts, held_whole, put_text
 from bastion.gateway.upstream import UpstreamStatusError
 from bastion.services.guard import SCAN_TIMEOUT, GuardTarget
 from bastion.services.stream_guard import StreamGuard
@@ -351,11 +352,11 @@ class _Relay:
                 changed
                 and (self.started or out)
                 and obj.get("usage") is None
-                and all(_held_whole(ch, self.kind) for ch in choices)
+                and all(held_whole(ch, self.kind) for ch in choices)
             ):
                 return  # its text is all held back and it says nothing else (the answer has begun)
         else:
-            n, stripped = _scan_plain(choices, self.kind, not self.allow_lp)
+            n, stripped = count_texts(choices, self.kind, not self.allow_lp)
             self.chars += n
             changed = stripped or changed
         out.append(orjson.dumps(obj) if changed else payload)
@@ -368,7 +369,7 @@ class _Relay:
             if not isinstance(ch, dict):
                 continue
             idx = ch.get("index", 0)
-            for holder, key, channel in _chunk_refs(ch, self.kind, idx):
+            for holder, key, channel in chunk_refs(ch, self.kind, idx):
                 text = holder[key]
                 self.chars += len(text)
                 step = self.guard.feed(channel, text)
@@ -390,7 +391,7 @@ class _Relay:
         changed = False
         for channel, step in held.items():
             if step.text:
-                _put_text(ch, self.kind, channel, step.text)
+                put_text(ch, self.kind, channel, step.text)
                 changed = True
         return changed
 
@@ -406,9 +407,9 @@ class _Relay:
             if not step.text:
                 continue
             choice: dict[str, Any] = {"index": int(channel.split(":")[0]), "finish_reason": None}
-            _put_text(choice, self.kind, channel, step.text)
+            put_text(choice, self.kind, channel, step.text)
             obj = {
-                **{k: self.last[k] for k in _META if k in self.last},
+                **{k: self.last[k] for k in META if k in self.last},
                 "object": "chat.completion.chunk" if self.kind == "chat" else "text_completion",
                 "model": self.call.model,
                 "choices": [choice],
@@ -442,130 +443,3 @@ class _OneByOne:
             return [await anext(self._events)]
         except StopAsyncIteration:
             return None
-
-
-def _put_text(ch: dict[str, Any], kind: str, channel: str, text: str) -> None:
-    """Add released ``text`` of ``channel`` after what choice ``ch`` already carries: the guard held
-    it back from the end of the text released so far (in this chunk too), so it comes last."""
-    if kind != "chat":
-        ch["text"] = (ch.get("text") or "") + text
-        return
-    delta = ch.get("delta")
-    if not isinstance(delta, dict):
-        delta = ch["delta"] = {}
-    field = channel.split(":", 1)[1] if ":" in channel else ""
-    if field in wire.MESSAGE_TEXT_FIELDS:  # a refusal, a reasoning model's thoughts
-        delta[field] = (delta.get(field) or "") + text
-        return
-    if channel.endswith(":fn"):  # a legacy function call's arguments
-        fc = delta.get("function_call")
-        if not isinstance(fc, dict):
-            fc = delta["function_call"] = {}
-        fc["arguments"] = (fc.get("arguments") or "") + text
-        return
-    if ":tool" not in channel:
-        delta["content"] = (delta.get("content") or "") + text
-        return
-    tool_index = int(channel.rsplit(":tool", 1)[1])
-    calls = delta.setdefault("tool_calls", [])
-    for tc in calls:
-        if isinstance(tc, dict) and tc.get("index", 0) == tool_index:
-            fn = tc.setdefault("function", {})
-            fn["arguments"] = (fn.get("arguments") or "") + text
-            return
-    calls.append({"index": tool_index, "function": {"arguments": text}})
-
-
-#: the keys of a streamed choice that carries text and nothing else (chat: ``delta.content``)
-_PLAIN_CHOICE = frozenset({"index", "delta", "text", "finish_reason", "logprobs"})
-#: the text fields of a chat delta
-_DELTA_TEXT = frozenset({"content", *wire.MESSAGE_TEXT_FIELDS})
-#: what an event the gateway writes itself takes over from the provider's last one
-_META = ("id", "created", "system_fingerprint")
-
-
-def _held_whole(ch: Any, kind: str) -> bool:
-    """Whether a guarded choice became empty text and nothing else (no role, tool call, finish or
-    log-probabilities): an event of only such choices is not sent while its text is held back."""
-    if not isinstance(ch, dict) or ch.keys() - _PLAIN_CHOICE:
-        return False
-    if ch.get("finish_reason") is not None or ch.get("logprobs") is not None:
-        return False
-    if kind == "completions":
-        return ch.get("text") == "" and "delta" not in ch
-    delta = ch.get("delta")
-    return (
-        "text" not in ch
-        and isinstance(delta, dict)
-        and bool(delta)
-        and delta.keys() <= _DELTA_TEXT
-        and all(v == "" for v in delta.values())
-    )
-
-
-def _chunk_refs(ch: dict[str, Any], kind: str, idx: int) -> list[tuple[dict[str, Any], str, str]]:
-    out: list[tuple[dict[str, Any], str, str]] = []
-    if kind == "completions":
-        if isinstance(ch.get("text"), str):
-            out.append((ch, "text", str(idx)))
-        return out
-    delta = ch.get("delta")
-    if not isinstance(delta, dict):
-        return out
-    if isinstance(delta.get("content"), str):
-        out.append((delta, "content", str(idx)))
-    for field in wire.MESSAGE_TEXT_FIELDS:
-        if isinstance(delta.get(field), str):
-            out.append((delta, field, f"{idx}:{field}"))
-    calls = delta.get("tool_calls")
-    if isinstance(calls, list):
-        for tc in calls:
-            fn = tc.get("function") if isinstance(tc, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                out.append((fn, "arguments", f"{idx}:tool{tc.get('index', 0)}"))
-    fc = delta.get("function_call")
-    if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
-        out.append((fc, "arguments", f"{idx}:fn"))
-    return out
-
-
-def _scan_plain(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
-    """The characters of text in a chunk's choices (the texts :func:`_chunk_refs` names), counted
-    without building its references, and with ``strip`` their log-probabilities removed (whether
-    there were any): this runs for every event of every unguarded stream."""
-    n = 0
-    stripped = False
-    for ch in choices:
-        if not isinstance(ch, dict):
-            continue
-        if strip and ch.get("logprobs") is not None:
-            ch["logprobs"] = None
-            stripped = True
-        if kind == "completions":
-            text = ch.get("text")
-            if isinstance(text, str):
-                n += len(text)
-            continue
-        delta = ch.get("delta")
-        if not isinstance(delta, dict):
-            continue
-        content = delta.get("content")
-        if isinstance(content, str):
-            n += len(content)
-        for field in wire.MESSAGE_TEXT_FIELDS:
-            text = delta.get(field)
-            if text is not None and isinstance(text, str):
-                n += len(text)
-        calls = delta.get("tool_calls")
-        if calls is not None and isinstance(calls, list):
-            for tc in calls:
-                fn = tc.get("function") if isinstance(tc, dict) else None
-                args = fn.get("arguments") if isinstance(fn, dict) else None
-                if isinstance(args, str):
-                    n += len(args)
-        fc = delta.get("function_call")
-        if fc is not None and isinstance(fc, dict):
-            args = fc.get("arguments")
-            if isinstance(args, str):
-                n += len(args)
-    return n, stripped

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bastion.domain.events import EventTag
 from bastion.gateway import wire
-from bastion.gateway.streaming import _chunk_refs, _put_text, _scan_plain
+from bastion.gateway.stream_chunks import chunk_refs, count_texts, put_text
 from bastion.gateway.upstream import UpstreamReply
 
 from .harness import MemoryAudit, direct_gateway, gateway_settings, post_scope
@@ -243,7 +243,7 @@ def test_refs_name_function_call_arguments() -> None:
     resp = {"choices": [{"index": 0, "message": msg}]}
     assert wire.output_refs(resp, "chat") == [(msg["function_call"], "arguments")]
     ch: dict[str, Any] = {"index": 1, "delta": {"function_call": {"arguments": "b"}, "tool_calls": []}}
-    assert _chunk_refs(ch, "chat", 1) == [(ch["delta"]["function_call"], "arguments", "1:fn")]
+    assert chunk_refs(ch, "chat", 1) == [(ch["delta"]["function_call"], "arguments", "1:fn")]
 
 
 @pytest.mark.parametrize(
@@ -251,11 +251,11 @@ def test_refs_name_function_call_arguments() -> None:
 )
 def test_put_text_routes_the_function_call_channel(delta: object) -> None:
     ch: dict[str, Any] = {"index": 0, "delta": copy.deepcopy(delta)}
-    _put_text(ch, "chat", "0:fn", "held ")
+    put_text(ch, "chat", "0:fn", "held ")
     assert ch["delta"]["function_call"]["arguments"].endswith("held ")  # after what the chunk carries
     assert "content" not in ch["delta"] and "tool_calls" not in ch["delta"]
-    _put_text(ch, "chat", "0:tool2", "t")
-    _put_text(ch, "chat", "0", "c")
+    put_text(ch, "chat", "0:tool2", "t")
+    put_text(ch, "chat", "0", "c")
     assert ch["delta"]["tool_calls"] == [{"index": 2, "function": {"arguments": "t"}}]
     assert ch["delta"]["content"] == "c"
 
@@ -290,7 +290,7 @@ def test_plain_count_matches_the_guarded_texts_with_function_calls(choices: list
         len(holder[key])
         for ch in choices
         if isinstance(ch, dict)
-        for holder, key, _ in _chunk_refs(ch, kind, 0)
+        for holder, key, _ in chunk_refs(ch, kind, 0)
     )
-    assert _scan_plain(choices, kind, False) == (by_refs, False)
+    assert count_texts(choices, kind, False) == (by_refs, False)
     assert choices == before
