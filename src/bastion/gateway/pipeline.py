@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import orjson
 import structlog
 
 from bastion.config import GatewaySettings, ModelRoute
 from bastion.detectors.canary import add_canary, make_canary
 from bastion.detectors.interface import Direction, ScanContext
-from bastion.detectors.secrets import SecretsDetector
 from bastion.domain.access import Operation, Resource
 from bastion.domain.events import AuditEvent, EventTag
 from bastion.domain.identity import Authentication
@@ -51,10 +47,11 @@ from bastion.gateway.intake import (
     send_json,
 )
 from bastion.gateway.metrics import GatewayMetrics
+from bastion.gateway.provider_errors import provider_failure
 from bastion.gateway.recording import CallRecorder, LedgerDeadlines
 from bastion.gateway.unary import unary_call
 from bastion.gateway.upstream import Upstream, UpstreamReply, build_upstreams
-from bastion.services.guard import GuardResult, GuardService, GuardTarget, redact
+from bastion.services.guard import GuardResult, GuardService, GuardTarget
 from bastion.services.limits import BudgetExceeded, Lease, LimiterUnavailable, LimitService
 
 #: names that moved to intake.py stay importable from here
@@ -72,7 +69,6 @@ __all__ = [
 
 log = structlog.get_logger("bastion.gateway")
 
-_RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429})
 _LIMITER_EVENT_INTERVAL_S = 60.0
 T = TypeVar("T")
 #: Texts longer than this (in total) are scanned in a worker thread, not on the event loop.
@@ -442,28 +438,7 @@ class Gateway(CallRecorder):
     def upstream_failure(self, call: Call, reply: UpstreamReply) -> ApiError:
         """The caller's answer for a non-2xx upstream reply (provider secrets never relayed)."""
         self.metrics.upstream_errors.labels(call.upstream, str(reply.status)).inc()
-        failed, outcome = EventTag.GATEWAY_REQUEST_FAILED, "error"
-        if reply.status in _RELAYED_STATUSES:
-            message = f"the upstream rejected the request ({reply.status})"
-            try:
-                err = orjson.loads(reply.body).get("error", {})
-                if isinstance(err, dict) and isinstance(err.get("message"), str):
-                    # the provider's words, without any credential it may echo (ours included)
-                    secret = getattr(self.upstreams.get(call.upstream), "secret", None)
-                    message = scrub_credentials(err["message"][:2000], secret)[:500]
-            except (orjson.JSONDecodeError, AttributeError):
-                pass
-            retry = retry_after_s(reply.retry_after) if reply.status == 429 else None
-            return ApiError(
-                reply.status, message, "upstream_rejected", retry_after=retry, tag=failed, outcome=outcome
-            )
-        if reply.status >= 500:
-            return ApiError(
-                502, f"the upstream failed ({reply.status})", "upstream_error", tag=failed, outcome=outcome
-            )
-        return ApiError(
-            502, "the upstream refused the gateway's request", "upstream_error", tag=failed, outcome=outcome
-        )
+        return provider_failure(reply, getattr(self.upstreams.get(call.upstream), "secret", None))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -497,36 +472,3 @@ class Gateway(CallRecorder):
 def _route_in_scope(routes: tuple[str, ...], kind: str) -> bool:
     """Whether an API key scoped to ``routes`` (empty: all) may use ``kind`` (named or by path)."""
     return not routes or kind in routes or wire.KIND_PATH[kind] in routes
-
-
-#: what a credential in a provider's error message looks like: a bearer token (a word with a digit or
-#: token punctuation inside, or of 16 characters: not "the Bearer scheme."), or a key with a
-#: provider prefix (OpenAI sk-/sk-proj-, Anthropic sk-ant-, Groq gsk_, Google AIza, xAI xai-)
-_CREDENTIAL = re.compile(
-    r"(?i)\bbearer\s+(?=[^\s\"',;]*(?:[0-9]|[._~+/=-][^\s\"',;])|[^\s\"',;]{16})[^\s\"',;]+|\b(?:sk|gsk|xai|pk|rk)[-_][A-Za-z0-9_\-]{8,}|\bAIza[A-Za-z0-9_\-]{20,}"
-)
-
-
-_SECRETS = SecretsDetector()
-_SCRUB_CONTEXT = ScanContext(direction=Direction.OUTPUT)
-
-
-def scrub_credentials(text: str, secret: str | None = None) -> str:
-    """``text`` with ``secret``, anything the secrets detector finds (cloud keys, tokens, JWTs,
-    connection strings) and anything that looks like an API key or bearer token masked."""
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "[redacted]")
-    spans = [s for f in _SECRETS.scan(text, _SCRUB_CONTEXT) for s in f.spans]
-    return _CREDENTIAL.sub("[redacted]", redact(text, spans, marker="[redacted]"))
-
-
-def retry_after_s(value: bytes | str | None) -> float:
-    """A provider's Retry-After in seconds, kept within 1 s .. 1 day (an HTTP date, garbage, NaN
-    or infinity count as 1 s)."""
-    try:
-        seconds = float(value or 1)
-    except ValueError:
-        return 1.0
-    if not math.isfinite(seconds):
-        return 1.0
-    return min(max(seconds, 1.0), 86_400.0)

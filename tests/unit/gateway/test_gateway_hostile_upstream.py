@@ -31,7 +31,7 @@ from bastion.errors import UpstreamError
 from bastion.gateway import GatewayComponents, create_gateway, http1
 from bastion.gateway import upstream as upstream_module
 from bastion.gateway.http1 import MAX_HEADER_BYTES, ConnectionPool, Origin, Reply, TransportError
-from bastion.gateway.pipeline import retry_after_s, scrub_credentials
+from bastion.gateway.provider_errors import retry_after_s, scrub_credentials
 from bastion.gateway.upstream import MAX_ERROR_BODY, MAX_EVENT_BYTES, HttpUpstream, UpstreamStatusError
 
 from .harness import (

@@ -25,7 +25,7 @@ from bastion.domain.events import AuditEvent
 from bastion.domain.findings import Finding
 from bastion.errors import LimitExceeded, UpstreamError
 from bastion.gateway import GatewayApp
-from bastion.gateway.pipeline import scrub_credentials
+from bastion.gateway.provider_errors import scrub_credentials
 from bastion.gateway.upstream import UpstreamReply
 from bastion.services.guard import SCAN_TIMEOUT
 from bastion.services.limits import LimitService, Subject
