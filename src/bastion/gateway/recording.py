@@ -62,10 +62,18 @@ class CallRecorder:
     #: fails a durable write's future after ``_RECORD_TIMEOUT_S`` (the call then answers 503)
     _deadlines: LedgerDeadlines
 
-    def _spawn(self, aw: Awaitable[Any]) -> None:
+    def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run ``aw`` in a task that ``drain`` waits for."""
         task = asyncio.ensure_future(aw)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    async def _record_waited(self, event: AuditEvent) -> bool:
+        """:meth:`_record_quiet`, waited for, in a task ``drain`` waits for: a call cancelled while
+        waiting stops waiting, and its write goes on (shielded)."""
+        written: asyncio.Future[bool] = self._spawn(self._record_quiet(event))
+        return await asyncio.shield(written)
 
     async def _record_quiet(self, event: AuditEvent) -> bool:
         try:
@@ -125,13 +133,13 @@ class CallRecorder:
             if not sealed:
                 # fail closed: the caller gets a 503, and this is the call's one ledger event
                 call.status = 503
-                await asyncio.shield(self._record_quiet(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error")))
+                await self._record_waited(call.event(EventTag.GATEWAY_REQUEST_FAILED, "error"))
                 return False
         event = call.event(tag, outcome)
         if self.settings.durable_audit:
             if self._record_future is not None:
                 return await self._record_durable(event, self._record_future)
-            return await asyncio.shield(self._record_quiet(event))
+            return await self._record_waited(event)
         if self._record_later is not None:
             self._record_detached(event, self._record_later)
         else:

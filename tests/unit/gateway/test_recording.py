@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -168,3 +169,34 @@ def test_a_detached_event_the_sink_refuses_is_logged() -> None:
         return logs
 
     assert [e["error"] for e in asyncio.run(main())] == ["ValueError"]
+
+
+class GatedSink:
+    """A ledger with only ``arecord`` (no ``record_future``) that writes once the test opens it."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.events: list[AuditEvent] = []
+
+    async def arecord(self, event: AuditEvent) -> None:
+        await self.open.wait()
+        self.events.append(event)
+
+
+def test_a_waited_write_outlives_its_cancelled_call_and_drain_waits_for_it() -> None:
+    async def main() -> None:
+        rec = Recorder(120.0)
+        sink = GatedSink()
+        rec.c = SimpleNamespace(audit=sink)  # type: ignore[assignment]
+        call = asyncio.ensure_future(rec._record_waited(EVENT))
+        await asyncio.sleep(0)
+        call.cancel()  # a server giving up on the call while the ledger writes
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert len(rec._background) == 1  # what drain() gathers
+        sink.open.set()
+        await asyncio.gather(*rec._background)
+        assert sink.events == [EVENT]
+        assert not rec._background
+
+    asyncio.run(main())
