@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -167,6 +168,31 @@ class UpstreamSettings(Section):
     )
     client_cert_file: Path | None = Field(default=None, description="https: client certificate (mTLS)")
     client_key_file: Path | None = Field(default=None, description="https: its private key")
+
+    def provider_key(self, name: str) -> str | None:
+        """The provider key of upstream ``name`` as it goes into a request header: surrounding white
+        space (a secret file's last line break) dropped; :class:`ConfigError` when ``api_key_env``
+        is not set, or for a key that cannot be a header value (a line break inside would add header
+        lines of its own). Errors never show the key."""
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env, "").strip()
+            where = f"the variable {self.api_key_env!r} (gateway.upstreams.{name}.api_key_env)"
+            if not value:
+                raise ConfigError(
+                    f"gateway.upstreams.{name}.api_key_env names {self.api_key_env!r}, which is not set",
+                    hint="Export the provider key in that variable before starting Bastion.",
+                )
+        elif self.api_key is not None:
+            value = self.api_key.get_secret_value().strip()
+            where = f"gateway.upstreams.{name}.api_key"
+        else:
+            return None
+        if not all("!" <= c <= "~" for c in value):
+            raise ConfigError(
+                f"the provider key in {where} holds a space, a control or a non-ASCII character",
+                hint="Provider keys are printable ASCII; check the value for a stray line break or quote.",
+            )
+        return value
 
     @model_validator(mode="after")
     def _needs_url(self) -> UpstreamSettings:
@@ -338,18 +364,59 @@ class GatewaySettings(Section):
                         f"upstreams.{name}.base_url: host {host!r} is not in gateway.egress_allowlist; "
                         "add it there if this provider is intended"
                     )
+                try:
+                    check_request_target(up.base_url)
+                except ValueError as e:
+                    raise ValueError(f"upstreams.{name}.base_url: {e}") from None
         return self
 
 
+#: a host name as the resolver reads it: ASCII labels of letters, digits, '-' and '_', none empty
+_HOST_NAME = re.compile(
+    r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?"
+)
+
+
 def egress_host(url: str) -> str:
-    """The lower-cased host of an http(s) ``url``; ``ValueError`` for any other URL."""
+    """The lower-cased host of an upstream ``url``; ``ValueError`` saying what is wrong unless it is
+    an http(s) URL of visible ASCII (it is written as it is into requests) without credentials, whose
+    host is a DNS name or an IP address: what the allowlist compares must be what the resolver gets
+    (a NUL or another odd character could end the name early)."""
+    if any(c <= " " or c > "~" for c in url):
+        # urlsplit drops some of these silently; the resolver or the request line would not
+        raise ValueError(
+            "base_url may hold only visible ASCII characters: percent-encode the path, "
+            "write host names of other scripts in punycode ('xn--…')"
+        )
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
         # the URL itself is not repeated: it may carry credentials
-        raise ValueError(f"not an http(s) URL (scheme {parts.scheme!r}, host {parts.hostname!r})")
+        raise ValueError(f"not an http(s) URL (scheme {parts.scheme!r}, host {host!r})")
     if parts.username or parts.password:
         raise ValueError("credentials in an upstream URL are refused; use api_key_env")
-    return parts.hostname.lower().rstrip(".")
+    if not _HOST_NAME.fullmatch(host) or len(host) > 254:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host {host!r} is neither a DNS name nor an IP address") from None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+            raise ValueError(f"host {host!r}: an IPv6 zone is not supported")
+    return host.rstrip(".")
+
+
+def check_request_target(url: str) -> None:
+    """``ValueError`` unless the port and path of ``url`` (one :func:`egress_host` accepted) are what
+    requests will use: a port in 1-65535, no query or fragment (query parameters go under ``query``)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rpartition("]")[2].count(":"):
+        raise ValueError("the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError("a query or fragment in base_url is not sent; put query parameters under 'query'")
 
 
 def host_allowed(host: str, allowlist: list[str]) -> bool:
@@ -553,6 +620,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {str(path)!r} must hold a mapping at top level, got {type(data).__name__}"
+        )
+    if bad := [k for k in data if not isinstance(k, str)]:
+        # YAML reads `1:`, `null:` and `on:` (a YAML 1.1 boolean) as keys that are not names
+        raise ConfigError(
+            f"config file {str(path)!r}: top-level key {bad[0]!r} is not a name",
+            hint="Top-level keys are section names (`bastion config schema` lists them); quote a key "
+            "that YAML reads as a number or a boolean.",
         )
     return data
 

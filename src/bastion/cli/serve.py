@@ -92,7 +92,10 @@ def serve(
         os.environ[CONFIG_ENV] = str(path.resolve())
     options = uvicorn_options(settings)
     if n > 1:
-        check_tls(settings)  # each worker loads the files itself: a bad pair is reported once, here
+        # Each worker builds the app itself, and uvicorn restarts a worker that fails to start for
+        # ever: what would fail there (a TLS pair, a provider key, a CA file) is reported once, here.
+        check_tls(settings)
+        check_upstreams(settings)
         uvicorn.run(APP_FACTORY, workers=n, **options)
         return
     config = uvicorn.Config(APP_FACTORY, **options)
@@ -153,6 +156,19 @@ def check_tls(settings: Settings) -> ssl.SSLContext | None:
         client_ca_file=settings.tls.client_ca_file,
         client_cert_required=settings.tls.client_cert_required,
     )
+
+
+def check_upstreams(settings: Settings) -> None:
+    """:class:`ConfigError` for an upstream the gateway could not build: its provider key variable
+    unset or unusable, or its CA bundle or client certificate unreadable."""
+    from bastion.crypto.tls import client_context
+
+    for name, up in settings.gateway.upstreams.items():
+        if up.type != "openai":
+            continue
+        up.provider_key(name)
+        if up.ca_file is not None or up.client_cert_file is not None:
+            client_context(up.ca_file, cert_file=up.client_cert_file, key_file=up.client_key_file)
 
 
 def _install_tls_context(config: uvicorn.Config, settings: Settings) -> None:

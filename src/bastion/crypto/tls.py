@@ -79,8 +79,15 @@ def client_context(
     ca_file: str | Path | None, *, cert_file: str | Path | None = None, key_file: str | Path | None = None
 ) -> ssl.SSLContext:
     """A client context trusting ``ca_file`` (None: the system trust store) and presenting a client
-    certificate when one is given (mTLS). Certificates and host names are verified."""
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    certificate when one is given (mTLS). Certificates and host names are verified. A CA bundle
+    that cannot be loaded, or a bad client pair, is a :class:`ConfigError`."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(
+            f"the CA bundle {str(ca_file)!r} could not be loaded: {e}",
+            hint="Point ca_file at a readable PEM file of CA certificates.",
+        ) from e
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file is not None and key_file is not None:
         _load_chain(ctx, Path(cert_file), Path(key_file))

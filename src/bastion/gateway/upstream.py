@@ -22,7 +22,6 @@ gateway calls it.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +30,7 @@ from typing import Protocol
 
 from bastion.config import UpstreamSettings
 from bastion.crypto.tls import client_context
-from bastion.errors import ConfigError, UpstreamError
+from bastion.errors import UpstreamError
 from bastion.gateway.http1 import ConnectFailed, ConnectionPool, Origin, Reply, TransportError
 from bastion.version import __version__
 
@@ -132,29 +131,12 @@ class CircuitBreaker:
             self.opened_at = time.monotonic()
 
 
-def _api_key(name: str, cfg: UpstreamSettings) -> str | None:
-    if cfg.api_key_env:
-        value = os.environ.get(cfg.api_key_env)
-        if not value:
-            raise ConfigError(
-                f"gateway.upstreams.{name}.api_key_env names {cfg.api_key_env!r}, which is not set",
-                hint="Export the provider key in that variable before starting Bastion.",
-            )
-        return value
-    return cfg.api_key.get_secret_value() if cfg.api_key is not None else None
-
-
 def _tls_context(cfg: UpstreamSettings) -> ssl.SSLContext | None:
-    """The client TLS context for an https upstream with its own CA or a client certificate."""
+    """The client TLS context for an https upstream with its own CA or a client certificate (a file
+    that cannot be loaded is a :class:`ConfigError`)."""
     if cfg.ca_file is None and cfg.client_cert_file is None:
         return None  # the pool's default: the system trust store
-    try:
-        return client_context(cfg.ca_file, cert_file=cfg.client_cert_file, key_file=cfg.client_key_file)
-    except (OSError, ssl.SSLError) as e:  # the CA bundle (a bad client pair raises ConfigError itself)
-        raise ConfigError(
-            f"the CA bundle {str(cfg.ca_file)!r} of an upstream could not be loaded: {e}",
-            hint="Point gateway.upstreams.*.ca_file at a readable PEM file of CA certificates.",
-        ) from e
+    return client_context(cfg.ca_file, cert_file=cfg.client_cert_file, key_file=cfg.client_key_file)
 
 
 class HttpUpstream:
@@ -178,7 +160,7 @@ class HttpUpstream:
             ssl_context=_tls_context(cfg),
         )
         lines = [b"content-type: application/json", b"accept-encoding: identity", _USER_AGENT]
-        key = _api_key(name, cfg)
+        key = cfg.provider_key(name)
         #: the provider key, to mask wherever the provider echoes it (never sent to callers or logs)
         self.secret = key
         if key:
