@@ -10,7 +10,8 @@ and keeps the connections.
 Deliberately small, for the one request the gateway makes — a POST with a JSON body:
 
 * HTTP/1.1 over TCP or TLS (certificates and host names verified by the system trust store);
-* answers framed by Content-Length, chunked, or the connection's close; 1xx answers skipped;
+* answers framed by Content-Length, chunked, or (over plain TCP only) the connection's close; 1xx
+  answers skipped;
 * ``accept-encoding: identity`` is asked for; gzip/deflate are still decoded if a provider compresses;
 * no redirects, cookies, proxies, ``Expect`` or pipelining: a connection carries one call at a time and
   is reused only after a complete answer that allows keep-alive, and only within ``keepalive_s``;
@@ -46,6 +47,11 @@ class ConnectFailed(TransportError):
     """No connection was made: the request never reached the provider, so it may be retried."""
 
 
+class PoolBusy(TimeoutError):
+    """No pooled connection became free before the deadline: the request never left the gateway, so
+    it says nothing about the provider (a ``TimeoutError``, for callers that do not tell them apart)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where requests go: scheme, host and port, the Host header and the path prefix of ``base_url``."""
@@ -74,9 +80,10 @@ class Origin:
 class _Connection(asyncio.Protocol):
     """One connection and the answer to the call it currently carries (httptools calls back into it)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout_s: float, *, tls: bool = False) -> None:
         self.loop = loop
         self.read_timeout = read_timeout_s
+        self.tls = tls
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -91,7 +98,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: dict[bytes, bytes] = {}
         self.header_bytes = 0
-        self.head_read = 0  # bytes fed while the header block is not complete (parser-held ones too)
+        self.head_read = 0  # bytes fed in a row that brought no body (parser-held ones too)
         self.headers_done = False
         self.complete = False
         self.until_eof = False
@@ -116,18 +123,26 @@ class _Connection(asyncio.Protocol):
         if not self.busy or self.complete:
             self._fail("the upstream sent bytes nobody asked for")
             return
+        body_before = self.buffered
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as e:
             self._fail(f"the upstream's answer is not valid HTTP/1.1 ({e})")
             return
-        if not self.headers_done:
-            # on_header sees a line only once it has ended: a name or value that never ends is
-            # held inside the parser, so the header limit also counts the bytes fed so far
+        except httptools.HttpParserUpgrade:  # a 101: llhttp stops parsing, the rest is another protocol
+            self._fail("the upstream answered with an unexpected upgrade")
+            return
+        if self.buffered == body_before and not self.complete:
+            # on_header sees a line only once it has ended: a header or trailer line (or a chunk
+            # size or extension) that never ends is held inside the parser, so bytes that bring no
+            # body are bounded like a header block; any body starts the count again
             self.head_read += len(data)
             if self.head_read > MAX_HEADER_BYTES:
-                self._fail("the upstream's header block is too large")
+                part = "trailers" if self.headers_done else "header block"
+                self._fail(f"the upstream's {part} is too large")
                 return
+        else:
+            self.head_read = 0
         if self.buffered > _PAUSE_BYTES and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -139,10 +154,11 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self.complete and self.error is None:
-            if self.headers_done and self.until_eof:
-                self.complete = True  # the body was delimited by the close
+            if exc is None and self.headers_done and self.until_eof:
+                self.complete = True  # the body was delimited by the close (a clean one, not a reset)
             elif self.busy:
-                self.error = TransportError("the upstream closed the connection before its answer ended")
+                how = "lost the connection" if exc is not None else "closed the connection"
+                self.error = TransportError(f"the upstream {how} before its answer ended")
         self._wake()
 
     # -- httptools callbacks (must not raise) --------------------------------------------------
@@ -171,15 +187,21 @@ class _Connection(asyncio.Protocol):
         if 100 <= status < 200:
             self.informational = True  # 100 Continue, 103 Early Hints: the real answer follows
             return
-        self.status = status
-        self.headers_done = True
-        self.keep_alive = self.parser.should_keep_alive()
         h = self.headers
-        self.until_eof = (
+        until_eof = (
             b"content-length" not in h
             and b"chunked" not in h.get(b"transfer-encoding", b"").lower()
             and status not in (204, 304)
         )
+        if until_eof and self.tls:
+            # asyncio cannot tell a close_notify from a bare FIN, so a cut would pass for the end
+            # (providers send Content-Length or chunked)
+            self._fail("the upstream's answer over TLS has no length (it would end at any cut)")
+            return
+        self.status = status
+        self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()
+        self.until_eof = until_eof
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
@@ -232,12 +254,16 @@ class _Connection(asyncio.Protocol):
     def take(self) -> bytes:
         """The body bytes received so far (and reading resumes if it was paused)."""
         data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.drop_unread()
+        return data
+
+    def drop_unread(self) -> None:
+        """Forget the body bytes received so far, and read again if they had paused reading."""
         self.chunks = []
         self.buffered = 0
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        return data
 
     async def wait(self, deadline: float) -> None:
         """Until more of the answer arrives, it ends or fails; ``TimeoutError`` after the read timeout
@@ -272,6 +298,7 @@ class Reply:
         self._headers = conn.headers
         encoding = conn.headers.get(b"content-encoding", b"identity").strip().lower()
         self._decoder = _decoder(encoding)
+        self._decoded = False  # whether any compressed input reached the decoder
         #: called once, just before :meth:`read_some` first has to wait for the provider (then cleared)
         self.before_wait: Callable[[], None] | None = None
 
@@ -313,10 +340,12 @@ class Reply:
                 elif conn.chunks:
                     data = conn.take()
                     if d is not None:
+                        self._decoded = True
                         data = d.decompress(data, max_bytes)
                 elif conn.complete:
+                    data = b"" if d is None else self._decoded_end(conn, d)
                     self._release()
-                    return d.flush() if d is not None else b""
+                    return data
                 else:
                     if self.before_wait is not None:
                         hook, self.before_wait = self.before_wait, None
@@ -325,9 +354,22 @@ class Reply:
                     continue
                 if data:  # compressed input may decode to nothing yet (a gzip header alone)
                     return data
+        except zlib.error as e:  # callers handle transport failures, not the decoder's own errors
+            conn.close()  # nor is the connection reused, even if the body's framing was sound
+            self.close()
+            raise TransportError(f"the upstream's compressed answer is corrupt ({e})") from e
         except BaseException:
             self.close()
             raise
+
+    def _decoded_end(self, conn: _Connection, d: zlib._Decompress) -> bytes:
+        """The last of the decoded body, at its end: the compressed stream must have ended too (an
+        empty body, sent with a content-encoding all the same, has none to end)."""
+        rest = d.flush()
+        if self._decoded and not d.eof:
+            conn.close()  # an answer cut short is not trusted, nor its connection reused
+            raise TransportError("the upstream's compressed answer was cut short")
+        return rest
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None
@@ -381,17 +423,18 @@ class ConnectionPool:
 
     async def post(self, path: str, head: bytes, body: bytes, deadline: float) -> Reply:
         """Send one POST (``head``: the header lines after Host, each ending in CRLF) and wait for the
-        answer's status and headers. Raises ``ConnectFailed`` (nothing was sent), ``TransportError``
-        or ``TimeoutError``."""
+        answer's status and headers. Raises ``ConnectFailed`` (nothing was sent), ``PoolBusy`` (no
+        connection became free, nothing was sent), ``TransportError`` or ``TimeoutError``."""
         o = self.origin
         target = o.prefix + path + ("?" + o.query if o.query else "")
-        conn = await self._acquire(deadline)
+        # built before a connection is taken: a target that cannot be encoded holds none
         request = b"POST %s HTTP/1.1\r\nhost: %s\r\n%scontent-length: %d\r\n\r\n" % (
             target.encode("latin-1"),
             o.host_header.encode("latin-1"),
             head,
             len(body),
         )
+        conn = await self._acquire(deadline)
         try:
             conn.send(request, body)
             while not conn.headers_done:
@@ -426,12 +469,15 @@ class ConnectionPool:
             try:
                 async with asyncio.timeout_at(deadline):
                     await waiter
-            except BaseException:
+            except BaseException as e:
                 if waiter.done() and not waiter.cancelled():
                     self._wake_one()  # pass on the turn this caller no longer takes
                 else:
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(waiter)
+                if isinstance(e, TimeoutError):
+                    busy = f"all {self.max_connections} connections to {self.origin.host} stayed busy"
+                    raise PoolBusy(busy) from e
                 raise
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
@@ -440,7 +486,7 @@ class ConnectionPool:
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self.read_timeout),
+                    lambda: _Connection(loop, self.read_timeout, tls=o.https),
                     o.host,
                     o.port,
                     ssl=self._ssl,
@@ -458,6 +504,8 @@ class ConnectionPool:
             return
         conn.busy = False
         if conn.reusable and not self._closed:
+            if conn.buffered:  # an answer left unread may have paused reading: the next call's would stall
+                conn.drop_unread()
             conn.idle_since = conn.loop.time()
             self._idle.append(conn)
         else:

@@ -31,7 +31,7 @@ from typing import Protocol
 from bastion.config import UpstreamSettings
 from bastion.crypto.tls import client_context
 from bastion.errors import UpstreamError
-from bastion.gateway.http1 import ConnectFailed, ConnectionPool, Origin, Reply, TransportError
+from bastion.gateway.http1 import ConnectFailed, ConnectionPool, Origin, PoolBusy, Reply, TransportError
 from bastion.version import __version__
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
@@ -186,7 +186,11 @@ class HttpUpstream:
                 raise UpstreamError(f"upstream {self.name!r} is unreachable", status=502) from e
 
     def _failed(self, e: BaseException) -> UpstreamError:
-        """Count a transport failure against the breaker; the caller's error for it (504 or 502)."""
+        """Count a transport failure against the breaker; the caller's error for it (504 or 502).
+        A call that found no free pooled connection never reached the provider: the gateway's own
+        capacity (503), not the provider's failure."""
+        if isinstance(e, PoolBusy):
+            return UpstreamError(f"all connections to upstream {self.name!r} are busy", status=503)
         self.breaker.failure()
         if isinstance(e, TimeoutError):
             return UpstreamError(f"upstream {self.name!r} timed out", status=504)

@@ -259,12 +259,6 @@ def test_provider_refusals_of_the_callers_request_do_not_open_the_breaker(bad: D
     _run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a call that timed out waiting for a free pooled connection (it never reached the provider) "
-    "counts as a provider failure and opens the breaker for every caller: "
-    "src/bastion/gateway/upstream.py:222 (the wait: src/bastion/gateway/http1.py:427)",
-)
 def test_waiting_for_a_pooled_connection_is_not_a_provider_failure(bad: DroppingUpstream) -> None:
     """One caller's long stream holds the only connection; the provider is up and streaming. A
     second call gives up waiting for a connection: its caller gets an error, but the circuit must
