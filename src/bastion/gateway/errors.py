@@ -4,6 +4,9 @@ The official SDKs pick their exception class from the status (400 BadRequestErro
 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError, 422 UnprocessableEntityError,
 429 RateLimitError with ``Retry-After``, >= 500 InternalServerError). Bastion errors are mapped to
 statuses here and only here. Messages never carry prompt content or secrets.
+
+A ``Retry-After`` longer than the SDKs wait (a spent daily budget: hours) comes with
+``x-should-retry: false``, which they obey: they would otherwise retry it within seconds, in vain.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ _TYPES = {
     429: "rate_limit_error",
     431: "invalid_request_error",
 }
+#: the longest Retry-After the official SDKs wait for (Python's 1.x: 60 s); past it they retry after
+#: their own short backoff, unless told not to
+_SDK_RETRY_AFTER_MAX_S = 60
 
 
 @dataclass(eq=False)
@@ -64,7 +70,10 @@ class ApiError(Exception):
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self.retry_after is None:
             return []
-        return [(b"retry-after", str(max(1, int(self.retry_after + 0.999))).encode())]
+        retry_after = (b"retry-after", str(max(1, int(self.retry_after + 0.999))).encode())
+        if self.retry_after > _SDK_RETRY_AFTER_MAX_S:
+            return [retry_after, (b"x-should-retry", b"false")]
+        return [retry_after]
 
 
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:

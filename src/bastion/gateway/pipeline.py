@@ -261,9 +261,10 @@ class Gateway(CallRecorder):
         finally:
             leave()
 
-    async def acquire(self, auth: Authentication, call: Call) -> Lease:
+    async def acquire(self, auth: Authentication, call: Call, queries: int = 1) -> Lease:
+        """The call's limits, spending ``queries`` of the daily query budget (:func:`wire.queries`)."""
         try:
-            lease = await self.limits.acquire(self.limits.subject(auth))
+            lease = await self.limits.acquire(self.limits.subject(auth), queries)
         except BudgetExceeded as e:
             self.metrics.limited.labels("budget").inc()
             call.reasons.append(e.message)
@@ -366,7 +367,7 @@ class Gateway(CallRecorder):
                 self.authorize(auth, call, model, route, kind)
                 if self.c.usage is not None:
                     self.c.usage.record_use(auth, model)
-                lease = await self.acquire(auth, call)
+                lease = await self.acquire(auth, call, wire.queries(data, kind, self.hardening))
                 allow_lp = self._allow_logprobs(auth, model, kind)
                 call.hardening = wire.harden(data, kind, self.hardening, allow_logprobs=allow_lp)
                 target = GuardTarget(kind, model, auth.principal.team)

@@ -104,8 +104,7 @@ def count_texts(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
     for ch in choices:
         if not isinstance(ch, dict):
             continue
-        if strip and ch.get("logprobs") is not None:
-            ch["logprobs"] = None
+        if strip and wire.strip_choice_logprobs(ch):
             stripped = True
         if kind == "completions":
             text = ch.get("text")

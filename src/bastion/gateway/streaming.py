@@ -326,21 +326,28 @@ class _Relay:
         if usage is not None:
             self.usage = usage
         choices = obj.get("choices")
+        # vLLM's prompt_logprobs: at the top level of a chat chunk, with or without choices
+        prompt_lp = not self.allow_lp and wire.strip_prompt_logprobs(obj)
         if not choices:
             if usage is not None and not self.want_usage:
                 return
-            if "model" in obj and obj["model"] != self.call.model:  # the provider's name stays hidden
+            renamed = "model" in obj and obj["model"] != self.call.model
+            if renamed:  # the provider's name stays hidden
                 obj["model"] = self.call.model
+            if renamed or prompt_lp:
                 payload = orjson.dumps(obj)
             if usage is not None and self.guard is not None:
                 self.usage_event = payload  # last: after the text the guard still holds
                 return
             out.append(payload)
             return
-        if not isinstance(choices, list):  # not something to guard, count or pass on as it is
+        if not isinstance(choices, list) or (
+            # a completions text that is not a string is text no guard reads (chunk_refs skips it)
+            self.kind == "completions" and not wire.answer_readable(obj, self.kind)
+        ):  # not something to guard, count or pass on as it is
             raise UpstreamError("the upstream sent an invalid stream event", status=502)
         model = self.call.model
-        changed = obj.get("model") != model
+        changed = prompt_lp or obj.get("model") != model
         if changed:
             obj["model"] = model
         if self.guard is not None:

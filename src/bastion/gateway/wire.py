@@ -35,6 +35,12 @@ def parse(body: bytes, kind: str) -> dict[str, Any]:
     model = data.get("model")
     if not isinstance(model, str) or not model or len(model) > _MAX_MODEL_CHARS:
         raise bad_request("'model' must be a non-empty string", param="model")
+    if "extra_body" in data:
+        # the SDKs merge extra_body into the body; a literal one means nothing to OpenAI, but an
+        # upstream that merges it too (a LiteLLM proxy) would take its fields past the hardening
+        raise bad_request(
+            "'extra_body' is not a request field: send its fields at the top level", param="extra_body"
+        )
     _VALIDATORS[kind](data)
     return data
 
@@ -59,6 +65,7 @@ def _common(data: dict[str, Any]) -> None:
     if stream is not None and not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean", param="stream")
     _int_field(data, "n", minimum=1)
+    _int_field(data, "best_of", minimum=1)
     _int_field(data, "max_tokens", minimum=1)
     _int_field(data, "max_completion_tokens", minimum=1)
     _int_field(data, "top_logprobs", minimum=0)
@@ -111,6 +118,9 @@ def _text_list(data: dict[str, Any], name: str) -> None:
 def _validate_completions(data: dict[str, Any]) -> None:
     _common(data)
     _text_list(data, "prompt")
+    suffix = data.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):  # what is not text is not scanned
+        raise bad_request("'suffix' must be a string", param="suffix")
     _int_field(data, "logprobs", minimum=0)
 
 
@@ -221,8 +231,9 @@ MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
 
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
     """Whether a (non-streamed) chat or completions answer has the shape :func:`output_refs` reads:
-    ``choices`` a list of objects, each chat choice with a ``message`` object whose ``content`` is
-    text, a list of parts, or null. Any other shape could carry text no output guard sees: it is refused."""
+    ``choices`` a list of objects, each completions choice's ``text`` a string or null, each chat
+    choice with a ``message`` object whose ``content`` is text, a list of parts, or null. Any other
+    shape could carry text no output guard sees: it is refused."""
     if kind == "embeddings":
         return True
     choices = resp.get("choices")
@@ -233,7 +244,11 @@ def answer_readable(resp: dict[str, Any], kind: str) -> bool:
     for ch in choices:
         if not isinstance(ch, dict):
             return False
-        if kind == "chat":
+        if kind == "completions":
+            text = ch.get("text")
+            if text is not None and not isinstance(text, str):
+                return False
+        elif kind == "chat":
             msg = ch.get("message")
             if not isinstance(msg, dict):
                 return False
@@ -284,8 +299,10 @@ def replace(refs: list[TextRef], new: tuple[str, ...]) -> None:
 # -- hardening and accounting ------------------------------------------------------------------
 
 
-#: the request fields hardening caps (``n`` first)
-_CAPPED = ("n", "max_tokens", "max_completion_tokens")
+#: the request's token limits, which hardening caps at ``max_tokens_cap``
+_TOKEN_LIMITS = ("max_tokens", "max_completion_tokens")
+#: the request's completion counts, which hardening caps at ``max_n``
+_COUNTS = ("n", "best_of")
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,27 +314,31 @@ class Hardening:
 def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: bool) -> list[str]:
     """Apply the model-theft defences in place; return what was changed (for the ledger).
 
-    Fails closed: ``n``, ``max_tokens`` and ``max_completion_tokens`` must be integers >= 1 when
-    present (``null`` counts as absent), else a 400; providers that coerce ``5.0`` or ``"5"`` would
-    otherwise slip past the caps. Without either token field the cap is sent as the limit
-    (``max_completion_tokens`` for chat, ``max_tokens`` for completions), so it always applies.
+    Fails closed: ``n``, ``best_of``, ``max_tokens`` and ``max_completion_tokens`` must be integers
+    >= 1 when present (``null`` counts as absent), else a 400; providers that coerce ``5.0`` or ``"5"``
+    would otherwise slip past the caps. ``best_of`` is capped like ``n``: the provider generates that
+    many. Without either token field the cap is sent as the limit (``max_completion_tokens`` for chat,
+    ``max_tokens`` for completions), so it always applies.
     """
     notes: list[str] = []
     if kind == "embeddings":
         return notes
-    for name in _CAPPED:
+    for name in (*_COUNTS, *_TOKEN_LIMITS):
         _int_field(data, name, minimum=1)
     if not allow_logprobs:
-        # not just truthy values: completions' ``logprobs: 0`` still returns the sampled tokens' ones
+        # not just truthy values: completions' ``logprobs: 0`` still returns the sampled tokens' ones,
+        # vLLM's ``prompt_logprobs: 0`` the prompt's
         lp, top = data.pop("logprobs", None), data.pop("top_logprobs", None)
-        if (lp is not None and lp is not False) or top is not None:
+        prompt_lp = data.pop("prompt_logprobs", None)
+        if (lp is not None and lp is not False) or top is not None or prompt_lp is not None:
             notes.append("logprobs_stripped")
-    n = data.get("n")
-    if n is not None and n > h.max_n:
-        data["n"] = h.max_n
-        notes.append("n_capped")
+    for name in _COUNTS:
+        v = data.get(name)
+        if v is not None and v > h.max_n:
+            data[name] = h.max_n
+            notes.append(f"{name}_capped")
     limited = False
-    for name in _CAPPED[1:]:
+    for name in _TOKEN_LIMITS:
         v = data.get(name)
         if v is None:
             continue
@@ -332,13 +353,46 @@ def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: boo
 
 
 def strip_logprobs(resp: dict[str, Any]) -> bool:
-    """Remove log-probabilities from a response or chunk; True when there were any."""
-    found = False
+    """Remove log-probabilities from a response or chunk (vLLM's ``prompt_logprobs`` too: per
+    choice on completions, top level on chat); True when there were any."""
+    found = strip_prompt_logprobs(resp)
     for ch in resp.get("choices") or ():
-        if isinstance(ch, dict) and ch.get("logprobs") is not None:
-            ch["logprobs"] = None
+        if isinstance(ch, dict):
+            found = strip_choice_logprobs(ch) or found
+    return found
+
+
+def strip_prompt_logprobs(resp: dict[str, Any]) -> bool:
+    """Null a chat answer's (or chunk's) top-level ``prompt_logprobs``; True when there were any."""
+    if resp.get("prompt_logprobs") is None:
+        return False
+    resp["prompt_logprobs"] = None
+    return True
+
+
+def strip_choice_logprobs(ch: dict[str, Any]) -> bool:
+    """Null one choice's ``logprobs`` and ``prompt_logprobs``; True when there were any."""
+    found = False
+    for key in ("logprobs", "prompt_logprobs"):
+        if ch.get(key) is not None:
+            ch[key] = None
             found = True
     return found
+
+
+def queries(data: dict[str, Any], kind: str, h: Hardening) -> int:
+    """What a (validated) call spends of the daily query budget: each prompt or embeddings input
+    counts, times the completions asked for of each (``n`` as hardening caps it). One call with a
+    batch of prompts would otherwise cost what one prompt costs."""
+    if kind == "embeddings":
+        inp = data["input"]
+        return 1 if isinstance(inp, str) else len(inp)
+    n = data.get("n")
+    per_prompt = 1 if n is None else min(n, h.max_n)
+    if kind == "chat":
+        return per_prompt
+    prompt = data["prompt"]
+    return per_prompt if isinstance(prompt, str) else per_prompt * len(prompt)
 
 
 def estimate_tokens(chars: int) -> int:

@@ -237,11 +237,13 @@ class LimitService:
             concurrency_key=f"bastion:slots:{kind}:{ident}",
         )
 
-    async def acquire(self, subject: Subject) -> Lease:
-        """Admit one call or raise :class:`LimitExceeded` / :class:`LimiterUnavailable`."""
+    async def acquire(self, subject: Subject, queries: int = 1) -> Lease:
+        """Admit one call that spends ``queries`` of the daily query budget (a batch of prompts, or
+        of completions, spends one per prompt and completion) or raise :class:`LimitExceeded` /
+        :class:`LimiterUnavailable`."""
         lease = Lease(subject, _service=self)
         try:
-            await self._guard(self._admit(subject, lease))
+            await self._guard(self._admit(subject, lease, queries))
         except _Unavailable as e:
             await lease.release()
             if self.settings.on_unavailable == "closed":
@@ -294,7 +296,7 @@ class LimitService:
             for _per, _amount, window in sc.tokens:
                 await self._window.hit(window, "tok", sc.kind, sc.ident, cost=tokens)
 
-    async def _admit(self, subject: Subject, lease: Lease) -> None:
+    async def _admit(self, subject: Subject, lease: Lease, queries: int) -> None:
         now = time.time()
         for sc in self._scopes(subject):
             lim = sc.limits
@@ -328,18 +330,40 @@ class LimitService:
         # spend the day's budget (a refusal here leaves the lease to release its slots).
         budget = self.settings.queries_per_day
         if budget:
-            item = self._item("day", budget)
-            # The window's count itself (what FixedWindowRateLimiter.hit compares with the budget): the
-            # one call that takes it to budget + 1 crossed the budget, whichever worker or replica
-            # it reached (Redis counts atomically), so the crossing is recorded once per window.
-            count = await self._storage.incr(item.key_for("budget", subject.principal_id), item.get_expiry())
-            if count > budget:
-                reset = (await self._window.get_window_stats(item, "budget", subject.principal_id)).reset_time
+            await self._spend_budget(subject, budget, queries, now)
+
+    async def _spend_budget(self, subject: Subject, budget: int, queries: int, now: float) -> None:
+        """Count ``queries`` against ``subject``'s daily query ``budget``, or raise :class:`BudgetExceeded`."""
+        item = self._item("day", budget)
+        key = item.key_for("budget", subject.principal_id)
+        if queries > 1:
+            # a batch asking for more than is left is refused without spending it (a smaller one may
+            # pass); one query, the usual call, needs no such read. A batch admitted here may still
+            # cross the budget below, racing others: the count decides.
+            left = budget - await self._storage.get(key)
+            if 0 < left < queries:
+                # one larger than the whole budget never passes: not worth retrying in any window
+                wait = item.get_expiry() if queries > budget else await self._budget_reset(item, subject, now)
                 raise BudgetExceeded(
-                    "the daily query budget of this principal is spent",
-                    retry_after=max(1.0, reset - now),
-                    first=count == budget + 1,
+                    f"this call asks for {queries} queries of the daily budget; {left} are left",
+                    retry_after=wait,
+                    first=False,
                 )
+        # The window's count itself (what FixedWindowRateLimiter.hit compares with the budget): the
+        # one call that takes it past the budget crossed it, whichever worker or replica it reached
+        # (Redis counts atomically), so the crossing is recorded once per window.
+        count = await self._storage.incr(key, item.get_expiry(), queries)
+        if count > budget:
+            raise BudgetExceeded(
+                "the daily query budget of this principal is spent",
+                retry_after=await self._budget_reset(item, subject, now),
+                first=count - queries <= budget,
+            )
+
+    async def _budget_reset(self, item: RateLimitItem, subject: Subject, now: float) -> float:
+        """Seconds until ``subject``'s budget window starts afresh (at least 1)."""
+        reset = (await self._window.get_window_stats(item, "budget", subject.principal_id)).reset_time
+        return max(1.0, reset - now)
 
     def _enter_local(self, key: str, limit: int) -> bool:
         n = self._concurrent.get(key, 0)
