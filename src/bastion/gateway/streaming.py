@@ -342,8 +342,9 @@ class _Relay:
             out.append(payload)
             return
         if not isinstance(choices, list) or (
-            # a completions text that is not a string is text no guard reads (chunk_refs skips it)
-            self.kind == "completions" and not wire.answer_readable(obj, self.kind)
+            # with output guards, text in a shape they do not read (chunk_refs skips it) is refused
+            self.guard is not None
+            and not all(wire.choice_readable(ch, self.kind, stream=True) for ch in choices)
         ):  # not something to guard, count or pass on as it is
             raise UpstreamError("the upstream sent an invalid stream event", status=502)
         model = self.call.model

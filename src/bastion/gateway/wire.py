@@ -231,33 +231,57 @@ MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
 
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
     """Whether a (non-streamed) chat or completions answer has the shape :func:`output_refs` reads:
-    ``choices`` a list of objects, each completions choice's ``text`` a string or null, each chat
-    choice with a ``message`` object whose ``content`` is text, a list of parts, or null. Any other
-    shape could carry text no output guard sees: it is refused."""
+    ``choices`` absent or a list of choices :func:`choice_readable` accepts. Any other shape could
+    carry text no output guard sees: it is refused."""
     if kind == "embeddings":
         return True
     choices = resp.get("choices")
     if choices is None:
         return True
-    if not isinstance(choices, list):
+    return isinstance(choices, list) and all(choice_readable(ch, kind) for ch in choices)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def choice_readable(ch: Any, kind: str, *, stream: bool = False) -> bool:
+    """Whether one choice of an answer (``stream``: of a stream event) keeps every text where the
+    output guards read it: an object whose completions ``text`` is a string or null; for chat, a
+    ``message`` object (a stream's ``delta``, which may be absent) whose ``content`` is a string, null
+    or (answers only) a list of parts whose ``text`` is a string or null, whose refusal and reasoning
+    fields are strings or null, and whose tool-call and function-call ``arguments`` are strings or
+    null. A provider sending text in another shape (arguments as an object, say) is refused."""
+    if not isinstance(ch, dict):
         return False
-    for ch in choices:
-        if not isinstance(ch, dict):
+    if kind == "completions":
+        return _text_or_none(ch.get("text"))
+    msg = ch.get("delta" if stream else "message")
+    if msg is None and stream:
+        return True  # a choice that only finishes
+    if not isinstance(msg, dict):
+        return False
+    content = msg.get("content")
+    if not _text_or_none(content) and not (
+        not stream
+        and isinstance(content, list)
+        and all(isinstance(p, dict) and _text_or_none(p.get("text")) for p in content)
+    ):
+        return False
+    if not all(_text_or_none(msg.get(f)) for f in MESSAGE_TEXT_FIELDS):
+        return False
+    calls = msg.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list):
             return False
-        if kind == "completions":
-            text = ch.get("text")
-            if text is not None and not isinstance(text, str):
+        for tc in calls:
+            if not isinstance(tc, dict):
                 return False
-        elif kind == "chat":
-            msg = ch.get("message")
-            if not isinstance(msg, dict):
+            fn = tc.get("function")
+            if fn is not None and not (isinstance(fn, dict) and _text_or_none(fn.get("arguments"))):
                 return False
-            content = msg.get("content")
-            if content is not None and not isinstance(content, str | list):
-                return False
-            if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
-                return False
-    return True
+    fc = msg.get("function_call")
+    return fc is None or (isinstance(fc, dict) and _text_or_none(fc.get("arguments")))
 
 
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:

@@ -605,3 +605,84 @@ def test_the_openai_sdk_raises_its_usual_exceptions_on_the_less_travelled_routes
         (openai.RateLimitError, "budget_exceeded", None),
         (openai.RateLimitError, "budget_exceeded", None),
     ]
+
+
+# -- chat text in shapes the output guards do not read (found while fixing the above) ---------------
+
+
+def chat_answer(message: dict[str, Any]) -> UpstreamReply:
+    obj = {"id": "x", "object": "chat.completion", "created": 1, "model": "internal-base-7b"}
+    choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
+    return reply({**obj, "choices": [choice], "usage": USAGE})
+
+
+def chat(**extra: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"content": None, "refusal": {"text": f"no: {DENY}"}},
+        {"content": "ok", "reasoning_content": [f"thinking of {DENY}"]},
+        {
+            "content": None,
+            "tool_calls": [
+                {"id": "t", "type": "function", "function": {"name": "f", "arguments": {"q": DENY}}}
+            ],
+        },
+        {"content": None, "function_call": {"name": "f", "arguments": [DENY]}},
+        {"content": [{"type": "text", "text": {"value": DENY}}]},
+        {"content": "ok", "tool_calls": [f"call {DENY}"]},
+    ],
+)
+def test_a_chat_answer_with_text_in_a_shape_no_guard_reads_is_refused(message: dict[str, Any]) -> None:
+    """Unscanned, it would reach the caller with the output guard recorded as passed."""
+    gw = build(cfg(), ScriptedUpstream(reply=chat_answer(message)))
+    a = one(gw, chat(), CHAT)
+    assert a.status == 502
+    assert DENY not in a.body.decode()
+
+
+def test_a_chat_answer_with_null_texts_and_string_arguments_is_relayed() -> None:
+    message = {
+        "content": None,
+        "refusal": None,
+        "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": '{"q": 1}'}}],
+    }
+    gw = build(cfg(), ScriptedUpstream(reply=chat_answer(message)))
+    a = one(gw, chat(), CHAT)
+    assert a.status == 200
+    assert a.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"q": 1}'
+
+
+def _chat_chunk(choice: Any) -> bytes:
+    obj = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+    return orjson.dumps(obj)
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"index": 0, "delta": {"content": [f"the plan is {DENY}"]}, "finish_reason": None},
+        {
+            "index": 0,
+            "delta": {"content": [{"type": "text", "text": f"the plan is {DENY}"}]},
+            "finish_reason": None,
+        },
+        f"the plan is {DENY}",
+        {"index": 0, "delta": f"the plan is {DENY}", "finish_reason": None},
+        {"index": 0, "delta": {"refusal": {"text": DENY}}, "finish_reason": None},
+        {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": {"q": DENY}}}]}},
+    ],
+)
+def test_a_guarded_chat_stream_event_with_text_in_a_shape_no_guard_reads_is_not_relayed(choice: Any) -> None:
+    """After the answer began (a role event first): the stream ends with the error event, no [DONE]."""
+    start = _chat_chunk({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+    end = _chat_chunk({"index": 0, "delta": {}, "finish_reason": "stop"})
+    gw = build(cfg(), ScriptedUpstream(events=[start, _chat_chunk(choice), end, b"[DONE]"]))
+    a = one(gw, chat(stream=True), CHAT)
+    assert a.status == 200
+    assert DENY not in a.body.decode()
+    assert not a.done()
+    assert a.error_event() is not None
