@@ -55,6 +55,8 @@ class ApiError(Exception):
     retry_after: float | None = None
     tag: EventTag = EventTag.GATEWAY_REQUEST_REJECTED
     outcome: str = "denied"
+    #: what the ledger records as the reason, when the message quotes the request (a model name)
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -112,3 +114,13 @@ def from_bastion_error(e: BastionError) -> ApiError:
         )
     failed = EventTag.GATEWAY_REQUEST_FAILED
     return ApiError(503, f"the gateway is unavailable ({e.code})", e.code, tag=failed, outcome="error")
+
+
+#: the caller's answer when a call's ledger event (or its sealed content) could not be recorded
+AUDIT_UNAVAILABLE = ApiError(
+    503,
+    "the audit ledger is unavailable",
+    "audit_unavailable",
+    tag=EventTag.GATEWAY_REQUEST_FAILED,
+    outcome="error",
+)

@@ -362,7 +362,13 @@ class Gateway(CallRecorder):
                 model = data["model"]
                 route = self.models.get(model)
                 if route is None:
-                    raise ApiError(404, f"the model {model!r} does not exist", "model_not_found", "model")
+                    raise ApiError(
+                        404,
+                        f"the model {model!r} does not exist",
+                        "model_not_found",
+                        "model",
+                        reason="unknown model",  # the caller's string stays out of the ledger
+                    )
                 call.model, call.upstream = model, route.upstream
                 self.authorize(auth, call, model, route, kind)
                 if self.c.usage is not None:

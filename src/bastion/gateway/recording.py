@@ -17,7 +17,7 @@ from bastion.domain.events import AuditEvent, EventTag
 from bastion.gateway.call import Call
 from bastion.gateway.deadlines import Deadlines
 from bastion.gateway.deps import GatewayComponents
-from bastion.gateway.errors import ApiError
+from bastion.gateway.errors import AUDIT_UNAVAILABLE, ApiError
 from bastion.gateway.intake import Send, send_json
 from bastion.gateway.metrics import GatewayMetrics
 
@@ -91,14 +91,15 @@ class CallRecorder:
 
     async def _fail(self, send: Send, call: Call, e: ApiError) -> None:
         call.status = e.status
-        if e.message not in call.reasons and e.status not in (400, 413, 422):
-            call.reasons.append(e.message)
+        reason = e.reason or e.message
+        if reason not in call.reasons and e.status not in (400, 413, 422):
+            call.reasons.append(reason)
         if e.status >= 500:
             log.warning(
                 "gateway_call_failed", route=call.route, model=call.model, status=e.status, code=e.code
             )
-        if not call.recorded:
-            await self._finish(call, e.tag, e.outcome)
+        if not call.recorded and not await self._finish(call, e.tag, e.outcome):
+            e = AUDIT_UNAVAILABLE  # what the event says (when one was written), the caller gets
         with contextlib.suppress(OSError):
             await send_json(send, e.status, e.body(), e.headers())
 

@@ -26,7 +26,7 @@ from bastion.domain.events import EventTag
 from bastion.errors import UpstreamError
 from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
-from bastion.gateway.errors import ApiError
+from bastion.gateway.errors import AUDIT_UNAVAILABLE, ApiError
 from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
 from bastion.gateway.stream_chunks import META, chunk_refs, count_texts, held_whole, put_text
 from bastion.gateway.upstream import UpstreamStatusError
@@ -136,6 +136,8 @@ class _Relay:
         self.usage_event: bytes | None = None
         #: with output guards: the provider's last event (its id, created… go on released text)
         self.last: dict[str, Any] = {}
+        #: an event was refused unread (invalid, unreadable, the provider's error)
+        self.refused = False
 
     def watch(self, receive: Receive) -> None:
         """Start the disconnect watcher: from now on a caller that leaves cancels the relay."""
@@ -213,13 +215,18 @@ class _Relay:
         if self.guard is not None:
             result = self.guard.result()
             state = gw._note(result, call, "output")
-            call.guard_output = state if outcome != "cancelled" or result.acted else "incomplete"
+            if not result.acted and (outcome == "cancelled" or self.refused):
+                # cut short, or an event of the answer refused unread: the guard did not see it all
+                state = "incomplete" if self.chars else "not_run"
+            call.guard_output = state
             if outcome == "allowed":
                 call.steps.append("output_guard")
         else:
             call.guard_output = NOT_CONFIGURED
         call.set_tokens(self.usage, self.chars)
-        call.response_sha256 = self.sha.hexdigest()
+        if self.started or (error is None and outcome != "cancelled"):
+            # the digest of what the caller gets; none when an error answer comes instead
+            call.response_sha256 = self.sha.hexdigest()
         if self.sent is not None:
             call.response_body = b"\n".join(self.sent)
         call.status = 200 if error is None and outcome != "cancelled" else (error.status if error else 499)
@@ -243,8 +250,8 @@ class _Relay:
         durable = await _settle(gw, call, tag, outcome)
         if outcome == "cancelled":
             return
-        if error is None and not durable:
-            error = ApiError(503, "the audit ledger is unavailable", "audit_unavailable")
+        if not durable:  # the event says 503 (when one was written): so does the caller's answer
+            error = AUDIT_UNAVAILABLE
         try:
             if error is not None:
                 if not self.started:
@@ -312,16 +319,21 @@ class _Relay:
             raise _Blocked from None
         out.extend(queued)
 
+    def _refused(self, message: str) -> UpstreamError:
+        """The error for an event refused unread: the output guard did not see what it carried."""
+        self.refused = True
+        return UpstreamError(message, status=502)
+
     def _chunk(self, payload: bytes, out: list[bytes]) -> None:
         """Check one upstream event, guard it, and queue what the caller gets in ``out``."""
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise UpstreamError("the upstream sent an invalid stream event", status=502) from None
+            raise self._refused("the upstream sent an invalid stream event") from None
         if not isinstance(obj, dict):
-            raise UpstreamError("the upstream sent an invalid stream event", status=502)
+            raise self._refused("the upstream sent an invalid stream event")
         if "error" in obj:
-            raise UpstreamError("the upstream reported an error mid-stream", status=502)
+            raise self._refused("the upstream reported an error mid-stream")
         usage = wire.usage_of(obj) if "usage" in obj else None
         if usage is not None:
             self.usage = usage
@@ -346,7 +358,7 @@ class _Relay:
             self.guard is not None
             and not all(wire.choice_readable(ch, self.kind, stream=True) for ch in choices)
         ):  # not something to guard, count or pass on as it is
-            raise UpstreamError("the upstream sent an invalid stream event", status=502)
+            raise self._refused("the upstream sent an invalid stream event")
         model = self.call.model
         changed = prompt_lp or obj.get("model") != model
         if changed:

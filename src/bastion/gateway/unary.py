@@ -51,6 +51,11 @@ async def unary_call(
         resp = orjson.loads(reply.body)
     except orjson.JSONDecodeError:
         resp = None
+    if isinstance(resp, dict):
+        # charged before the answer is judged: the provider produced (and billed) it, whatever the
+        # gateway then does with it (refuse its shape, block or redact it)
+        call.set_tokens(wire.usage_of(resp), 0 if kind == "embeddings" else len(reply.body))
+        await gw.charge(call)
     if not isinstance(resp, dict) or not wire.answer_readable(resp, kind):
         # not an answer, or one shaped so that a guard could miss its text: refused, never relayed
         gw.metrics.upstream_errors.labels(call.upstream, "garbage").inc()
@@ -61,11 +66,6 @@ async def unary_call(
             tag=EventTag.GATEWAY_REQUEST_FAILED,
             outcome="error",
         )
-    # charged before the output guards: the provider produced (and billed) the answer, whatever
-    # the gateway then does with it
-    call.set_tokens(wire.usage_of(resp), 0 if kind == "embeddings" else len(reply.body))
-    assert call.auth is not None
-    await gw.charge(call)
     changed = False
     if not allow_lp and kind != "embeddings":
         changed = wire.strip_logprobs(resp)
