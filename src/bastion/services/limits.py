@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -333,32 +334,39 @@ class LimitService:
             await self._spend_budget(subject, budget, queries, now)
 
     async def _spend_budget(self, subject: Subject, budget: int, queries: int, now: float) -> None:
-        """Count ``queries`` against ``subject``'s daily query ``budget``, or raise :class:`BudgetExceeded`."""
+        """Count ``queries`` against ``subject``'s daily query ``budget``, or raise :class:`BudgetExceeded`.
+
+        A refused call spends nothing: what it added is taken back, so a batch that loses a race
+        with other calls (on any replica) leaves the rest of the budget to them. The count itself
+        is atomic (Redis: INCRBY), so calls admitted together never exceed the budget. The first
+        call refused with nothing left is the crossing (a flag counted the same way, once per window).
+        """
         item = self._item("day", budget)
-        key = item.key_for("budget", subject.principal_id)
-        if queries > 1:
-            # a batch asking for more than is left is refused without spending it (a smaller one may
-            # pass); one query, the usual call, needs no such read. A batch admitted here may still
-            # cross the budget below, racing others: the count decides.
-            left = budget - await self._storage.get(key)
-            if 0 < left < queries:
-                # one larger than the whole budget never passes: not worth retrying in any window
-                wait = item.get_expiry() if queries > budget else await self._budget_reset(item, subject, now)
-                raise BudgetExceeded(
-                    f"this call asks for {queries} queries of the daily budget; {left} are left",
-                    retry_after=wait,
-                    first=False,
-                )
-        # The window's count itself (what FixedWindowRateLimiter.hit compares with the budget): the
-        # one call that takes it past the budget crossed it, whichever worker or replica it reached
-        # (Redis counts atomically), so the crossing is recorded once per window.
-        count = await self._storage.incr(key, item.get_expiry(), queries)
-        if count > budget:
+        if queries > budget:  # never passes, in any window: nothing counted, and not worth a retry
             raise BudgetExceeded(
-                "the daily query budget of this principal is spent",
-                retry_after=await self._budget_reset(item, subject, now),
-                first=count - queries <= budget,
+                f"this call asks for {queries} queries; the daily budget is {budget}",
+                retry_after=float(item.get_expiry()),
+                first=False,
             )
+        key = item.key_for("budget", subject.principal_id)
+        count = await self._storage.incr(key, item.get_expiry(), queries)
+        if count <= budget:
+            return
+        await self._storage.incr(key, item.get_expiry(), -queries)  # a refusal spends nothing
+        wait = await self._budget_reset(item, subject, now)
+        left = budget - (count - queries)
+        if left > 0:  # a batch larger than what is left: a smaller call may still pass
+            raise BudgetExceeded(
+                f"this call asks for {queries} queries of the daily budget; {left} are left",
+                retry_after=wait,
+                first=False,
+            )
+        crossed = item.key_for("budget_crossed", subject.principal_id)
+        raise BudgetExceeded(
+            "the daily query budget of this principal is spent",
+            retry_after=wait,
+            first=await self._storage.incr(crossed, max(1, math.ceil(wait)), 1) == 1,
+        )
 
     async def _budget_reset(self, item: RateLimitItem, subject: Subject, now: float) -> float:
         """Seconds until ``subject``'s budget window starts afresh (at least 1)."""

@@ -351,7 +351,7 @@ def test_a_call_spends_a_query_per_prompt_and_completion_and_a_batch_too_big_spe
     )
     assert [a.status for a in answers] == [429, 200, 200, 429, 200, 429]
     assert {error_of(answers[i])["code"] for i in (0, 3, 5)} == {"budget_exceeded"}
-    assert "6 queries" in error_of(answers[0])["message"] and "5 are left" in error_of(answers[0])["message"]
+    assert "6 queries" in error_of(answers[0])["message"] and "budget is 5" in error_of(answers[0])["message"]
     assert answers[0].headers[b"x-should-retry"] == b"false"  # more than the whole budget: never passes
     assert len(gw.up.bodies) == 3
     crossings = [e for e in gw.events() if e.tag is EventTag.GATEWAY_BUDGET_EXCEEDED]
