@@ -5,6 +5,7 @@ guarded choice was left with nothing to say. Pure functions over the parsed even
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bastion.gateway import wire
@@ -134,3 +135,119 @@ def count_texts(choices: Any, kind: str, strip: bool) -> tuple[int, bool]:
             if isinstance(args, str):
                 n += len(args)
     return n, stripped
+
+
+#: what an event of a guarded stream may carry besides its choices (metadata, never text for the
+#: caller); an event with any other key holding text is refused: no guard would read it
+EVENT_KEYS = frozenset(
+    {
+        "id", "object", "created", "model", "system_fingerprint", "service_tier", "usage", "choices",
+        "obfuscation", "provider", "x_groq", "prompt_filter_results", "timings", "prompt_logprobs",
+        "prompt_token_ids",
+    }
+)  # fmt: skip
+#: what a streamed choice may carry besides its text (``delta`` for chat, ``text`` for completions)
+_CHOICE_KEYS = frozenset(
+    {
+        "index", "finish_reason", "logprobs", "stop_reason", "native_finish_reason", "matched_stop",
+        "content_filter_results", "content_filter_offsets", "token_ids", "prompt_logprobs",
+    }
+)  # fmt: skip
+#: the keys of a chat delta :func:`chunk_refs` reads, or that carry no text of their own
+_DELTA_KEYS = frozenset({"role", "content", "tool_calls", "function_call", *wire.MESSAGE_TEXT_FIELDS})
+_TOOL_CALL_KEYS = frozenset({"index", "id", "type", "function"})
+_FUNCTION_KEYS = frozenset({"name", "arguments"})
+
+
+def has_text(value: Any) -> bool:
+    """Whether ``value`` holds a non-empty string, at any depth (iteratively)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def _only_known(obj: dict[str, Any], known: frozenset[str]) -> bool:
+    return all(k in known or not has_text(v) for k, v in obj.items())
+
+
+def event_readable(obj: dict[str, Any], kind: str) -> bool:
+    """Whether every text of a guarded stream's event is where :func:`chunk_refs` reads it: the event
+    holds text only in its choices; a choice is an object whose own keys besides its text are
+    metadata; a chat ``delta`` keeps text in its content, refusal, reasoning and function or
+    tool-call arguments (a string each), and nowhere else (an audio transcript, annotations, a
+    custom tool's input). Such an event is refused, not relayed unscanned."""
+    if not _only_known(obj, EVENT_KEYS):
+        return False
+    choices = obj.get("choices")
+    if choices is None:
+        return True
+    if not isinstance(choices, list):
+        return False
+    for ch in choices:
+        if not isinstance(ch, dict):
+            return False
+        if kind == "completions":
+            text = ch.get("text")
+            if not (text is None or isinstance(text, str)) or not _only_known(ch, _CHOICE_KEYS | {"text"}):
+                return False
+            continue
+        if not _only_known(ch, _CHOICE_KEYS | {"delta"}):
+            return False
+        delta = ch.get("delta")
+        if delta is not None and not _delta_readable(delta):
+            return False
+    return True
+
+
+def _delta_readable(delta: Any) -> bool:
+    if not isinstance(delta, dict) or not _only_known(delta, _DELTA_KEYS):
+        return False
+    for field in ("content", *wire.MESSAGE_TEXT_FIELDS):
+        v = delta.get(field)
+        if not (v is None or isinstance(v, str)):
+            return False
+    calls = delta.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list):
+            return False
+        for tc in calls:
+            if not isinstance(tc, dict) or not _only_known(tc, _TOOL_CALL_KEYS):
+                return False
+            if tc.get("function") is not None and not _function_readable(tc["function"]):
+                return False
+    fc = delta.get("function_call")
+    return fc is None or _function_readable(fc)
+
+
+#: a function name as OpenAI defines it: a name from the application's tool list, not free text
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _function_readable(fn: Any) -> bool:
+    """A function (call)'s ``arguments`` a string or null, and its ``name`` (not scanned: it names a
+    tool the application declared) null or a function name, so that it cannot carry free text."""
+    if not isinstance(fn, dict) or not _only_known(fn, _FUNCTION_KEYS):
+        return False
+    args, name = fn.get("arguments"), fn.get("name")
+    return (args is None or isinstance(args, str)) and (
+        name is None or (isinstance(name, str) and _FUNCTION_NAME.fullmatch(name) is not None)
+    )
+
+
+def drop_reasoning_details(choices: Any) -> bool:
+    """Remove OpenRouter's ``reasoning_details`` from each choice's delta (whether there were any):
+    it repeats the streamed ``reasoning``, which the guards read, in pieces they would not."""
+    dropped = False
+    for ch in choices if isinstance(choices, list) else ():
+        delta = ch.get("delta") if isinstance(ch, dict) else None
+        if isinstance(delta, dict) and delta.pop("reasoning_details", None) is not None:
+            dropped = True
+    return dropped

@@ -28,7 +28,15 @@ from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
 from bastion.gateway.errors import AUDIT_UNAVAILABLE, ApiError
 from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
-from bastion.gateway.stream_chunks import META, chunk_refs, count_texts, held_whole, put_text
+from bastion.gateway.stream_chunks import (
+    META,
+    chunk_refs,
+    count_texts,
+    drop_reasoning_details,
+    event_readable,
+    held_whole,
+    put_text,
+)
 from bastion.gateway.upstream import UpstreamStatusError
 from bastion.services.guard import SCAN_TIMEOUT, GuardTarget
 from bastion.services.stream_guard import StreamGuard
@@ -138,6 +146,9 @@ class _Relay:
         self.last: dict[str, Any] = {}
         #: an event was refused unread (invalid, unreadable, the provider's error)
         self.refused = False
+        #: log-probabilities (and token ids) are withheld without the permission, and also while the
+        #: guard holds text back: they would carry the tokens of text it may still redact or block
+        self.strip_lp = not allow_lp or (guard is not None and guard.holdback > 0)
 
     def watch(self, receive: Receive) -> None:
         """Start the disconnect watcher: from now on a caller that leaves cancels the relay."""
@@ -339,7 +350,14 @@ class _Relay:
             self.usage = usage
         choices = obj.get("choices")
         # vLLM's prompt_logprobs: at the top level of a chat chunk, with or without choices
-        prompt_lp = not self.allow_lp and wire.strip_prompt_logprobs(obj)
+        prompt_lp = self.strip_lp and wire.strip_prompt_logprobs(obj)
+        if self.guard is not None:
+            # OpenRouter repeats the reasoning it streams (scanned) in reasoning_details: not relayed
+            prompt_lp = (self.kind == "chat" and drop_reasoning_details(choices)) or prompt_lp
+            if not event_readable(obj, self.kind):
+                raise self._refused(
+                    "the upstream sent a stream event with text the output guards do not read"
+                )
         if not choices:
             if usage is not None and not self.want_usage:
                 return
@@ -353,11 +371,7 @@ class _Relay:
                 return
             out.append(payload)
             return
-        if not isinstance(choices, list) or (
-            # with output guards, text in a shape they do not read (chunk_refs skips it) is refused
-            self.guard is not None
-            and not all(wire.choice_readable(ch, self.kind, stream=True) for ch in choices)
-        ):  # not something to guard, count or pass on as it is
+        if not isinstance(choices, list):  # not something to guard, count or pass on as it is
             raise self._refused("the upstream sent an invalid stream event")
         model = self.call.model
         changed = prompt_lp or obj.get("model") != model
@@ -365,7 +379,7 @@ class _Relay:
             obj["model"] = model
         if self.guard is not None:
             self.last = obj
-            if not self.allow_lp:
+            if self.strip_lp:
                 changed = wire.strip_logprobs(obj) or changed
             changed = self._guard_chunk(obj, choices) or changed
             if (
@@ -376,7 +390,7 @@ class _Relay:
             ):
                 return  # its text is all held back and it says nothing else (the answer has begun)
         else:
-            n, stripped = count_texts(choices, self.kind, not self.allow_lp)
+            n, stripped = count_texts(choices, self.kind, self.strip_lp)
             self.chars += n
             changed = stripped or changed
         out.append(orjson.dumps(obj) if changed else payload)

@@ -83,6 +83,7 @@ async def unary_call(
             )
         if result.redacted is not None:
             wire.replace(refs, result.redacted)
+            wire.strip_logprobs(resp)  # their tokens (and token ids) would spell what was redacted
             changed = True
         call.steps.append("output_guard")
     else:

@@ -225,89 +225,57 @@ def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
 
 #: text fields of an answer's message (and of a stream's delta) besides ``content``: OpenAI's refusal,
 #: the reasoning of reasoning models (vLLM, DeepSeek: ``reasoning_content``; OpenRouter, Ollama:
-#: ``reasoning``). The caller reads them, so output guards read them too.
-MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
+#: ``reasoning``; Ollama: ``thinking``). The caller reads them, so output guards read them too.
+MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning", "thinking")
+
+#: keys of an answer whose strings are not text generated for the caller: ids, names of types and
+#: roles, finish reasons, opaque or encoded data (base64 audio, encrypted reasoning, signatures),
+#: the provider's metadata, and log-probabilities (handled as such: :func:`strip_logprobs`). Every
+#: other string of a (non-streamed) answer is scanned, whatever field a provider puts it in.
+_NOT_TEXT = frozenset(
+    {
+        "id", "object", "created", "model", "system_fingerprint", "service_tier", "usage", "role",
+        "type", "index", "finish_reason", "native_finish_reason", "format", "data", "signature",
+        "encrypted_content", "expires_at", "tool_call_id", "logprobs", "prompt_logprobs", "token_ids",
+        "prompt_token_ids", "content_filter_results", "prompt_filter_results", "obfuscation",
+    }
+)  # fmt: skip
 
 
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
-    """Whether a (non-streamed) chat or completions answer has the shape :func:`output_refs` reads:
-    ``choices`` absent or a list of choices :func:`choice_readable` accepts. Any other shape could
-    carry text no output guard sees: it is refused."""
+    """Whether a (non-streamed) chat or completions answer is one: ``choices`` a list of objects,
+    each chat choice with a ``message`` object. Anything else (a provider's native format, say) is
+    refused rather than relayed with a guess at where its text is."""
     if kind == "embeddings":
         return True
     choices = resp.get("choices")
-    if choices is None:
-        return True
-    return isinstance(choices, list) and all(choice_readable(ch, kind) for ch in choices)
-
-
-def _text_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def choice_readable(ch: Any, kind: str, *, stream: bool = False) -> bool:
-    """Whether one choice of an answer (``stream``: of a stream event) keeps every text where the
-    output guards read it: an object whose completions ``text`` is a string or null; for chat, a
-    ``message`` object (a stream's ``delta``, which may be absent) whose ``content`` is a string, null
-    or (answers only) a list of parts whose ``text`` is a string or null, whose refusal and reasoning
-    fields are strings or null, and whose tool-call and function-call ``arguments`` are strings or
-    null. A provider sending text in another shape (arguments as an object, say) is refused."""
-    if not isinstance(ch, dict):
+    if not isinstance(choices, list):
         return False
-    if kind == "completions":
-        return _text_or_none(ch.get("text"))
-    msg = ch.get("delta" if stream else "message")
-    if msg is None and stream:
-        return True  # a choice that only finishes
-    if not isinstance(msg, dict):
-        return False
-    content = msg.get("content")
-    if not _text_or_none(content) and not (
-        not stream
-        and isinstance(content, list)
-        and all(isinstance(p, dict) and _text_or_none(p.get("text")) for p in content)
-    ):
-        return False
-    if not all(_text_or_none(msg.get(f)) for f in MESSAGE_TEXT_FIELDS):
-        return False
-    calls = msg.get("tool_calls")
-    if calls is not None:
-        if not isinstance(calls, list):
-            return False
-        for tc in calls:
-            if not isinstance(tc, dict):
-                return False
-            fn = tc.get("function")
-            if fn is not None and not (isinstance(fn, dict) and _text_or_none(fn.get("arguments"))):
-                return False
-    fc = msg.get("function_call")
-    return fc is None or (isinstance(fc, dict) and _text_or_none(fc.get("arguments")))
+    return all(
+        isinstance(ch, dict) and (kind != "chat" or isinstance(ch.get("message"), dict)) for ch in choices
+    )
 
 
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
-    """Where each generated text lives in a (non-streamed) response of a shape that
-    :func:`answer_readable` accepts: texts, message contents and their text parts, refusals and
-    reasoning, tool-call and function-call arguments."""
+    """Where each generated text lives in a (non-streamed) answer: every non-empty string in it,
+    nested at any depth (message contents and their parts, refusals, reasoning and its details,
+    tool-call names and arguments whether strings or objects, audio transcripts, annotations…),
+    except under the keys of :data:`_NOT_TEXT`. Walked with a stack: an answer nested deeply cannot
+    exhaust the interpreter's recursion."""
     out: list[TextRef] = []
-    choices = resp.get("choices")
-    if kind == "embeddings" or not isinstance(choices, list):
+    if kind == "embeddings":
         return out
-    for ch in choices:
-        if not isinstance(ch, dict):
-            continue
-        if kind == "completions":
-            if isinstance(ch.get("text"), str):
-                out.append((ch, "text"))
-            continue
-        msg = ch.get("message")
-        if isinstance(msg, dict):
-            content = msg.get("content")
-            if isinstance(content, str):
-                out.append((msg, "content"))
-            elif isinstance(content, list):
-                out.extend((part, "text") for part in content if isinstance(part.get("text"), str))
-            out.extend((msg, f) for f in MESSAGE_TEXT_FIELDS if isinstance(msg.get(f), str))
-            out.extend(_tool_call_refs(msg))
+    stack: list[Any] = [resp]
+    while stack:
+        node = stack.pop()
+        nested = []
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(value, str):
+                if value and key not in _NOT_TEXT:
+                    out.append((node, key))
+            elif isinstance(value, dict | list) and key not in _NOT_TEXT:
+                nested.append(value)
+        stack.extend(reversed(nested))  # in document order
     return out
 
 
@@ -354,7 +322,8 @@ def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: boo
         # vLLM's ``prompt_logprobs: 0`` the prompt's
         lp, top = data.pop("logprobs", None), data.pop("top_logprobs", None)
         prompt_lp = data.pop("prompt_logprobs", None)
-        if (lp is not None and lp is not False) or top is not None or prompt_lp is not None:
+        ids = data.pop("return_token_ids", None)  # vLLM: the token ids of prompt and answer
+        if (lp is not None and lp is not False) or top is not None or prompt_lp is not None or ids:
             notes.append("logprobs_stripped")
     for name in _COUNTS:
         v = data.get(name)
@@ -387,17 +356,21 @@ def strip_logprobs(resp: dict[str, Any]) -> bool:
 
 
 def strip_prompt_logprobs(resp: dict[str, Any]) -> bool:
-    """Null a chat answer's (or chunk's) top-level ``prompt_logprobs``; True when there were any."""
-    if resp.get("prompt_logprobs") is None:
-        return False
-    resp["prompt_logprobs"] = None
-    return True
+    """Null a chat answer's (or chunk's) top-level ``prompt_logprobs`` and ``prompt_token_ids``; True
+    when there were any."""
+    found = False
+    for key in ("prompt_logprobs", "prompt_token_ids"):
+        if resp.get(key) is not None:
+            resp[key] = None
+            found = True
+    return found
 
 
 def strip_choice_logprobs(ch: dict[str, Any]) -> bool:
-    """Null one choice's ``logprobs`` and ``prompt_logprobs``; True when there were any."""
+    """Null one choice's ``logprobs``, ``prompt_logprobs`` and token ids (vLLM's ``token_ids`` decode
+    to the text as the log-probabilities' tokens do); True when there were any."""
     found = False
-    for key in ("logprobs", "prompt_logprobs"):
+    for key in ("logprobs", "prompt_logprobs", "token_ids", "prompt_token_ids"):
         if ch.get(key) is not None:
             ch[key] = None
             found = True

@@ -437,13 +437,14 @@ def test_a_suffix_that_is_not_text_is_refused_not_sent_unscanned(suffix: object)
 
 
 @pytest.mark.parametrize("text", [[f"the plan is {DENY}"], {"value": DENY}])
-def test_a_completions_answer_whose_text_is_not_a_string_is_refused(text: object) -> None:
+def test_a_completions_answer_whose_text_is_not_a_string_is_still_scanned(text: object) -> None:
+    """Every string of an answer is scanned, whatever shape holds it: the term is found and blocks."""
     gw = build(
         cfg(), ScriptedUpstream(reply=completion_reply({"index": 0, "text": text, "finish_reason": "stop"}))
     )
     a = one(gw, completions(), COMPLETIONS)
     assert DENY not in a.body.decode()
-    assert a.status == 502
+    assert a.status == 400 and error_of(a)["code"] == "content_filter"
 
 
 def test_a_completions_answer_with_a_null_text_is_still_an_answer() -> None:
@@ -636,11 +637,12 @@ def chat(**extra: Any) -> dict[str, Any]:
         {"content": "ok", "tool_calls": [f"call {DENY}"]},
     ],
 )
-def test_a_chat_answer_with_text_in_a_shape_no_guard_reads_is_refused(message: dict[str, Any]) -> None:
-    """Unscanned, it would reach the caller with the output guard recorded as passed."""
+def test_a_chat_answer_with_text_in_an_odd_shape_is_still_scanned(message: dict[str, Any]) -> None:
+    """Unscanned, it would reach the caller with the output guard recorded as passed: every string of
+    an answer is scanned, whatever shape holds it, so the term is found and blocks."""
     gw = build(cfg(), ScriptedUpstream(reply=chat_answer(message)))
     a = one(gw, chat(), CHAT)
-    assert a.status == 502
+    assert a.status == 400 and error_of(a)["code"] == "content_filter"
     assert DENY not in a.body.decode()
 
 

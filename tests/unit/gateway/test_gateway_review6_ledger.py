@@ -187,22 +187,12 @@ def test_a_call_that_finds_every_pooled_connection_busy_is_one_failed_503_event(
 
 
 _UNREADABLE_UNARY = {
-    "refusal-object": (CHAT, chat_answer({"content": None, "refusal": {"text": f"no: {DENY}"}})),
-    "arguments-object": (
-        CHAT,
-        chat_answer(
-            {
-                "content": None,
-                "tool_calls": [
-                    {"id": "t", "type": "function", "function": {"name": "f", "arguments": {"q": DENY}}}
-                ],
-            }
-        ),
-    ),
-    "completions-text-list": (
-        COMPLETIONS,
-        completion_reply({"index": 0, "text": [DENY], "finish_reason": "stop"}),
-    ),
+    # not a chat or completions answer at all: no choices (a provider's native format), or choices
+    # that are not objects, or a chat choice without a message (text in fields of any other shape
+    # is scanned wherever it is: test_gateway_review6_shapes)
+    "no-choices": (CHAT, reply({"id": "x", "content": f"no: {DENY}", "usage": USAGE})),
+    "choice-not-an-object": (CHAT, reply({"id": "x", "choices": [f"no: {DENY}"], "usage": USAGE})),
+    "completions-no-choices": (COMPLETIONS, reply({"id": "x", "text": DENY, "usage": USAGE})),
 }
 
 
@@ -465,7 +455,7 @@ def test_the_new_exits_one_after_another_are_one_event_each() -> None:
         (ScriptedUpstream(), body_of(extra_body={}), CHAT),
         (ScriptedUpstream(), completions(suffix=[1]), COMPLETIONS),
         (ScriptedUpstream(), completions(best_of=0), COMPLETIONS),
-        (ScriptedUpstream(reply=_UNREADABLE_UNARY["refusal-object"][1]), body_of(), CHAT),
+        (ScriptedUpstream(reply=_UNREADABLE_UNARY["no-choices"][1]), body_of(), CHAT),
         (ScriptedUpstream(events=_REFUSED_STREAMS["unreadable-after-start"]), body_of(stream=True), CHAT),
         (ScriptedUpstream(raises=UpstreamError("busy", status=503)), body_of(), CHAT),
         (ScriptedUpstream(reply=reply({"id": "x", "choices": "nope"})), body_of(), CHAT),
