@@ -194,7 +194,7 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
     if not isinstance(choices, list):
         return False
     for ch in choices:
-        if not isinstance(ch, dict):
+        if not isinstance(ch, dict) or not _index(ch) or not _label(ch.get("finish_reason")):
             return False
         if kind == "completions":
             text = ch.get("text")
@@ -209,8 +209,29 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
     return True
 
 
+#: a role, a finish reason: a short word, so that it cannot carry text unscanned
+_LABEL = re.compile(r"[a-z_]{1,32}")
+#: a tool call's id or type: a token
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def _index(obj: dict[str, Any]) -> bool:
+    """A choice's or tool call's ``index`` absent or an int >= 0: the guard keeps a channel per
+    index, and 0.0, False or "0" (0 to a client) would open a second one beside 0."""
+    i = obj.get("index", 0)
+    return type(i) is int and i >= 0
+
+
+def _label(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and _LABEL.fullmatch(value) is not None)
+
+
+def _token(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and _TOKEN.fullmatch(value) is not None)
+
+
 def _delta_readable(delta: Any) -> bool:
-    if not isinstance(delta, dict) or not _only_known(delta, _DELTA_KEYS):
+    if not isinstance(delta, dict) or not _only_known(delta, _DELTA_KEYS) or not _label(delta.get("role")):
         return False
     for field in ("content", *wire.MESSAGE_TEXT_FIELDS):
         v = delta.get(field)
@@ -221,7 +242,9 @@ def _delta_readable(delta: Any) -> bool:
         if not isinstance(calls, list):
             return False
         for tc in calls:
-            if not isinstance(tc, dict) or not _only_known(tc, _TOOL_CALL_KEYS):
+            if not isinstance(tc, dict) or not _only_known(tc, _TOOL_CALL_KEYS) or not _index(tc):
+                return False
+            if not (_token(tc.get("id")) and _token(tc.get("type"))):
                 return False
             if tc.get("function") is not None and not _function_readable(tc["function"]):
                 return False

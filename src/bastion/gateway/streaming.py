@@ -364,7 +364,7 @@ class _Relay:
             renamed = "model" in obj and obj["model"] != self.call.model
             if renamed:  # the provider's name stays hidden
                 obj["model"] = self.call.model
-            if renamed or prompt_lp:
+            if renamed or prompt_lp or self.guard is not None:
                 payload = orjson.dumps(obj)
             if usage is not None and self.guard is not None:
                 self.usage_event = payload  # last: after the text the guard still holds
@@ -393,7 +393,9 @@ class _Relay:
             n, stripped = count_texts(choices, self.kind, self.strip_lp)
             self.chars += n
             changed = stripped or changed
-        out.append(orjson.dumps(obj) if changed else payload)
+        # guarded: what leaves is what was scanned, re-encoded (a duplicate key in the provider's
+        # bytes: the guard read its last value, a client may take the first)
+        out.append(orjson.dumps(obj) if changed or self.guard is not None else payload)
 
     def _guard_chunk(self, obj: dict[str, Any], choices: list[Any]) -> bool:
         """Feed each text of the chunk to the guard; rewrite what it holds back or redacts."""

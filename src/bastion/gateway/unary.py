@@ -84,7 +84,9 @@ async def unary_call(
         if result.redacted is not None:
             wire.replace(refs, result.redacted)
             wire.strip_logprobs(resp)  # their tokens (and token ids) would spell what was redacted
-            changed = True
+        # what leaves is what was scanned, re-encoded: the provider's bytes could say otherwise (a
+        # duplicate key: the scan read its last value, a client may take the first)
+        changed = True
         call.steps.append("output_guard")
     else:
         call.guard_output = NOT_CONFIGURED

@@ -228,32 +228,50 @@ def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
 #: ``reasoning``; Ollama: ``thinking``). The caller reads them, so output guards read them too.
 MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning", "thinking")
 
-#: keys of an answer whose strings are not text generated for the caller: ids, names of types and
-#: roles, finish reasons, opaque or encoded data (base64 audio, encrypted reasoning, signatures),
-#: the provider's metadata, and log-probabilities (handled as such: :func:`strip_logprobs`). Every
-#: other string of a (non-streamed) answer is scanned, whatever field a provider puts it in.
+#: keys of an answer whose strings are not text for the caller, or not text at all: ids, opaque or
+#: encoded data (base64 audio, encrypted reasoning, signatures, OpenAI's stream padding) and numbers
+#: and log-probabilities (handled as such: :func:`strip_logprobs`). Every other string of a
+#: (non-streamed) answer is scanned, short labels (roles, types, finish reasons) included: a provider
+#: could put anything there.
 _NOT_TEXT = frozenset(
     {
-        "id", "object", "created", "model", "system_fingerprint", "service_tier", "usage", "role",
-        "type", "index", "finish_reason", "native_finish_reason", "format", "data", "signature",
-        "encrypted_content", "expires_at", "tool_call_id", "logprobs", "prompt_logprobs", "token_ids",
-        "prompt_token_ids", "content_filter_results", "prompt_filter_results", "obfuscation",
+        "id", "tool_call_id", "created", "system_fingerprint", "usage", "data", "signature",
+        "encrypted_content", "expires_at", "obfuscation", "logprobs", "prompt_logprobs", "token_ids",
+        "prompt_token_ids",
     }
 )  # fmt: skip
 
 
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
     """Whether a (non-streamed) chat or completions answer is one: ``choices`` a list of objects,
-    each chat choice with a ``message`` object. Anything else (a provider's native format, say) is
-    refused rather than relayed with a guess at where its text is."""
+    each chat choice with a ``message`` object whose function and tool-call ``arguments`` are JSON
+    text (a string), as OpenAI sends them. Anything else (a provider's native format, arguments
+    parsed into an object whose keys no guard reads) is refused rather than relayed with a guess at
+    where its text is."""
     if kind == "embeddings":
         return True
     choices = resp.get("choices")
     if not isinstance(choices, list):
         return False
-    return all(
-        isinstance(ch, dict) and (kind != "chat" or isinstance(ch.get("message"), dict)) for ch in choices
-    )
+    for ch in choices:
+        if not isinstance(ch, dict):
+            return False
+        if kind == "chat":
+            msg = ch.get("message")
+            if not isinstance(msg, dict) or not _arguments_are_text(msg):
+                return False
+    return True
+
+
+def _arguments_are_text(msg: dict[str, Any]) -> bool:
+    calls = msg.get("tool_calls")
+    fns = [tc.get("function") for tc in calls if isinstance(tc, dict)] if isinstance(calls, list) else []
+    fns.append(msg.get("function_call"))
+    return all(not isinstance(fn, dict) or _text_or_none(fn.get("arguments")) for fn in fns)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
 
 
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:

@@ -241,11 +241,9 @@ def test_refs_name_function_call_arguments() -> None:
     msg = {"role": "assistant", "function_call": {"name": "f", "arguments": "a"}}
     assert wire.input_refs({"messages": [msg]}, "chat") == [(msg["function_call"], "arguments")]
     resp = {"choices": [{"index": 0, "message": msg}]}
-    # an answer's every string is read, the function's name too
-    assert wire.output_refs(resp, "chat") == [
-        (msg["function_call"], "name"),
-        (msg["function_call"], "arguments"),
-    ]
+    # an answer's every string is read: the role and the function's name too
+    fc = msg["function_call"]
+    assert wire.output_refs(resp, "chat") == [(msg, "role"), (fc, "name"), (fc, "arguments")]
     ch: dict[str, Any] = {"index": 1, "delta": {"function_call": {"arguments": "b"}, "tool_calls": []}}
     assert chunk_refs(ch, "chat", 1) == [(ch["delta"]["function_call"], "arguments", "1:fn")]
 

@@ -639,10 +639,16 @@ def chat(**extra: Any) -> dict[str, Any]:
 )
 def test_a_chat_answer_with_text_in_an_odd_shape_is_still_scanned(message: dict[str, Any]) -> None:
     """Unscanned, it would reach the caller with the output guard recorded as passed: every string of
-    an answer is scanned, whatever shape holds it, so the term is found and blocks."""
+    an answer is scanned, whatever shape holds it, so the term is found and blocks; arguments that are
+    not JSON text (an object, whose keys no guard reads) are refused as not an answer."""
     gw = build(cfg(), ScriptedUpstream(reply=chat_answer(message)))
     a = one(gw, chat(), CHAT)
-    assert a.status == 400 and error_of(a)["code"] == "content_filter"
+    fns = [tc.get("function") or {} for tc in message.get("tool_calls", []) if isinstance(tc, dict)]
+    args = [fn.get("arguments") for fn in [*fns, message.get("function_call") or {}]]
+    refused = any(x is not None and not isinstance(x, str) for x in args)
+    assert (a.status, error_of(a)["code"]) == (
+        (502, "upstream_error") if refused else (400, "content_filter")
+    )
     assert DENY not in a.body.decode()
 
 
