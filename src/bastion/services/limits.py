@@ -43,6 +43,16 @@ _SCOPES_CACHE_MAX = 10_000
 #: Take a concurrency slot in Redis: the slots are a sorted set of lease ids scored by when they
 #: lapse (a replica that died mid-call frees its slots after _CONCURRENCY_TTL_S), so a release removes
 #: exactly its own slot, however late, and never another call's. ARGV: limit, now, TTL, lease id.
+#: the budget's check and count in one step: -1 when added, else the count (nothing added); the
+#: key's expiry is set when this creates it, as limits' own INCR script does
+_SPEND_LUA = """
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if spent + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return spent end
+if redis.call('INCRBY', KEYS[1], ARGV[1]) == tonumber(ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return -1
+"""
 _ENTER_LUA = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
@@ -147,13 +157,14 @@ class LimitService:
     def __init__(self, settings: LimitsSettings, *, storage: Storage | None = None) -> None:
         self.settings = settings
         self._redis: aioredis.Redis | None = None
+        self._redis_storage: RedisStorage | None = None
         if storage is not None:
             self._storage = storage
         elif settings.storage == "redis":
             url = settings.redis_url.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
-            self._storage = RedisStorage(
+            self._storage = self._redis_storage = RedisStorage(
                 url,
                 implementation="redispy",
                 wrap_exceptions=True,
@@ -168,6 +179,7 @@ class LimitService:
         else:
             self._storage = MemoryStorage()
         self._enter_script = self._redis.register_script(_ENTER_LUA) if self._redis is not None else None
+        self._spend_script = self._redis.register_script(_SPEND_LUA) if self._redis is not None else None
         self._window = FixedWindowRateLimiter(self._storage)
         self._concurrent: dict[str, int] = {}
         self._uploads: dict[str, int] = {}
@@ -336,10 +348,10 @@ class LimitService:
     async def _spend_budget(self, subject: Subject, budget: int, queries: int, now: float) -> None:
         """Count ``queries`` against ``subject``'s daily query ``budget``, or raise :class:`BudgetExceeded`.
 
-        A refused call spends nothing: what it added is taken back, so a batch that loses a race
-        with other calls (on any replica) leaves the rest of the budget to them. The count itself
-        is atomic (Redis: INCRBY), so calls admitted together never exceed the budget. The first
-        call refused with nothing left is the crossing (a flag counted the same way, once per window).
+        The check and the count are one step (Redis: a script; in memory, nothing runs between
+        them), so calls admitted together never exceed the budget, and a refused call adds nothing:
+        a batch too big for what is left leaves it to smaller calls, on any replica. The first call
+        refused with nothing left is the crossing (a flag counted once per window).
         """
         item = self._item("day", budget)
         if queries > budget:  # never passes, in any window: nothing counted, and not worth a retry
@@ -349,24 +361,44 @@ class LimitService:
                 first=False,
             )
         key = item.key_for("budget", subject.principal_id)
-        count = await self._storage.incr(key, item.get_expiry(), queries)
-        if count <= budget:
+        spent = await self._spend(key, queries, budget, item.get_expiry())
+        if spent is None:
             return
-        await self._storage.incr(key, item.get_expiry(), -queries)  # a refusal spends nothing
-        wait = await self._budget_reset(item, subject, now)
-        left = budget - (count - queries)
-        if left > 0:  # a batch larger than what is left: a smaller call may still pass
-            raise BudgetExceeded(
-                f"this call asks for {queries} queries of the daily budget; {left} are left",
-                retry_after=wait,
-                first=False,
+        try:  # a refusal stands even when these reads fail (fail-open admits only when nothing is known)
+            wait = await self._budget_reset(item, subject, now)
+            first = (
+                spent >= budget
+                and await self._storage.incr(
+                    item.key_for("budget_crossed", subject.principal_id), max(1, math.ceil(wait)), 1
+                )
+                == 1
             )
-        crossed = item.key_for("budget_crossed", subject.principal_id)
+        except (RedisError, OSError, StorageError):
+            wait, first = 60.0, False
+        left = budget - spent
         raise BudgetExceeded(
-            "the daily query budget of this principal is spent",
+            f"this call asks for {queries} queries of the daily budget; {left} are left"
+            if left > 0
+            else "the daily query budget of this principal is spent",
             retry_after=wait,
-            first=await self._storage.incr(crossed, max(1, math.ceil(wait)), 1) == 1,
+            first=first,
         )
+
+    async def _spend(self, key: str, queries: int, budget: int, expiry: int) -> int | None:
+        """Add ``queries`` to the count at ``key`` unless that takes it past ``budget``: None when
+        added, else what is already spent (nothing added)."""
+        if self._spend_script is not None and self._redis_storage is not None:
+            args = [queries, budget, expiry]
+            spent = int(
+                await self._spend_script(keys=[self._redis_storage.bridge.prefixed_key(key)], args=args)
+            )
+            return None if spent < 0 else spent
+        # MemoryStorage: neither call suspends, so no other task runs between the check and the add
+        spent = await self._storage.get(key)
+        if spent + queries > budget:
+            return spent
+        await self._storage.incr(key, expiry, queries)
+        return None
 
     async def _budget_reset(self, item: RateLimitItem, subject: Subject, now: float) -> float:
         """Seconds until ``subject``'s budget window starts afresh (at least 1)."""

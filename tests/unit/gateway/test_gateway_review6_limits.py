@@ -87,24 +87,24 @@ def pair(storage: str, budget: int) -> tuple[LimitService, LimitService]:
 def test_a_batch_refused_after_losing_a_race_spends_nothing(
     storage: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Budget 10. Replica A counts its batch of 6 (6 of 10); before it compares, replica B's batch of
-    6 counts too (12): B is refused, and what it added is taken back, so 4 queries are still left: A
-    passes, four single calls pass, the fifth is the one crossing (one ledger event)."""
+    """Budget 10. Replica A counts its batch of 6 (6 of 10); right after, replica B's batch of 6 finds
+    only 4 left: B is refused and adds nothing, so four single calls pass, and the fifth is the one
+    crossing (one ledger event)."""
     tag = uuid.uuid4().hex[:8]
     s = Subject(key_id=f"k-{tag}", principal_id=f"p-{tag}")
 
     async def go() -> list[str]:
         a, b = pair(storage, 10)
-        incr = a._storage.incr
+        spend = a._spend
         raced: list[str] = []
 
-        async def incr_then_race(key: str, expiry: int, amount: int = 1) -> int:
-            monkeypatch.setattr(a._storage, "incr", incr)  # once
-            value = await incr(key, expiry, amount)
+        async def spend_then_race(key: str, queries: int, budget: int, expiry: int) -> int | None:
+            monkeypatch.setattr(a, "_spend", spend)  # once
+            result = await spend(key, queries, budget, expiry)
             raced.append(await outcome(b, s, 6))  # the other replica's batch lands now
-            return value
+            return result
 
-        monkeypatch.setattr(a._storage, "incr", incr_then_race)
+        monkeypatch.setattr(a, "_spend", spend_then_race)
         try:
             raced.append(await outcome(a, s, 6))
             return raced + [await outcome(a if i % 2 else b, s) for i in range(5)]
@@ -115,6 +115,26 @@ def test_a_batch_refused_after_losing_a_race_spends_nothing(
     got = asyncio.run(go())
     # B's batch (refused: 4 were left, not the crossing), A's, 4 singles, the crossing
     assert got == ["refused", "admitted"] + ["admitted"] * 4 + ["first"]
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_a_batch_too_big_for_what_is_left_does_not_crowd_out_a_concurrent_small_call(storage: str) -> None:
+    """Budget 10, 8 spent: a batch of 5 and a single call at once. The batch is refused (2 left, not
+    the crossing); the single call passes; the crossing comes when the budget is really spent."""
+    tag = uuid.uuid4().hex[:8]
+    s = Subject(key_id=f"k-{tag}", principal_id=f"p-{tag}")
+
+    async def go() -> list[str]:
+        a, b = pair(storage, 10)
+        try:
+            assert await outcome(a, s, 8) == "admitted"
+            together = list(await asyncio.gather(outcome(a, s, 5), outcome(b, s, 1)))
+            return [*together, await outcome(a, s), await outcome(b, s)]
+        finally:
+            await forget(a, tag)
+            await forget(b, tag)
+
+    assert asyncio.run(go()) == ["refused", "admitted", "admitted", "first"]
 
 
 @pytest.mark.parametrize("storage", STORAGES)
