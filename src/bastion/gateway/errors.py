@@ -116,11 +116,13 @@ def from_bastion_error(e: BastionError) -> ApiError:
     return ApiError(503, f"the gateway is unavailable ({e.code})", e.code, tag=failed, outcome="error")
 
 
-#: the caller's answer when a call's ledger event (or its sealed content) could not be recorded
-AUDIT_UNAVAILABLE = ApiError(
-    503,
-    "the audit ledger is unavailable",
-    "audit_unavailable",
-    tag=EventTag.GATEWAY_REQUEST_FAILED,
-    outcome="error",
-)
+def audit_unavailable() -> ApiError:
+    """The caller's answer when a call's ledger event (or its sealed content) could not be recorded:
+    the response is withheld (fail closed)."""
+    return ApiError(
+        503,
+        "the audit ledger is unavailable; the response was withheld",
+        "audit_unavailable",
+        tag=EventTag.GATEWAY_REQUEST_FAILED,
+        outcome="error",
+    )

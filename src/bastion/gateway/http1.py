@@ -193,9 +193,10 @@ class _Connection(asyncio.Protocol):
             and b"chunked" not in h.get(b"transfer-encoding", b"").lower()
             and status not in (204, 304)
         )
-        if until_eof and self.tls:
+        if until_eof and self.tls and 200 <= status < 300:
             # asyncio cannot tell a close_notify from a bare FIN, so a cut would pass for the end
-            # (providers send Content-Length or chunked)
+            # (providers send Content-Length or chunked); an error answer, read only for its
+            # message, may still end at the close (a load balancer's 503, say)
             self._fail("the upstream's answer over TLS has no length (it would end at any cut)")
             return
         self.status = status

@@ -17,7 +17,7 @@ from bastion.domain.events import AuditEvent, EventTag
 from bastion.gateway.call import Call
 from bastion.gateway.deadlines import Deadlines
 from bastion.gateway.deps import GatewayComponents
-from bastion.gateway.errors import AUDIT_UNAVAILABLE, ApiError
+from bastion.gateway.errors import ApiError, audit_unavailable
 from bastion.gateway.intake import Send, send_json
 from bastion.gateway.metrics import GatewayMetrics
 
@@ -99,7 +99,7 @@ class CallRecorder:
                 "gateway_call_failed", route=call.route, model=call.model, status=e.status, code=e.code
             )
         if not call.recorded and not await self._finish(call, e.tag, e.outcome):
-            e = AUDIT_UNAVAILABLE  # what the event says (when one was written), the caller gets
+            e = audit_unavailable()  # what the event says (when one was written), the caller gets
         with contextlib.suppress(OSError):
             await send_json(send, e.status, e.body(), e.headers())
 

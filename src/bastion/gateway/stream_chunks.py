@@ -153,14 +153,26 @@ _CHOICE_KEYS = frozenset(
         "content_filter_results", "content_filter_offsets", "token_ids", "prompt_logprobs",
     }
 )  # fmt: skip
+_COMPLETION_CHOICE_KEYS = _CHOICE_KEYS | {"text"}
+_CHAT_CHOICE_KEYS = _CHOICE_KEYS | {"delta"}
 #: the keys of a chat delta :func:`chunk_refs` reads, or that carry no text of their own
-_DELTA_KEYS = frozenset({"role", "content", "tool_calls", "function_call", *wire.MESSAGE_TEXT_FIELDS})
+_DELTA_KEYS = frozenset(
+    {"role", "content", "tool_calls", "function_call", "reasoning_details", *wire.MESSAGE_TEXT_FIELDS}
+)
+#: what an item of OpenRouter's ``reasoning_details`` keeps once its text (a repeat of ``reasoning``)
+#: is dropped: opaque parts the next turn sends back (encrypted reasoning, signatures)
+_REASONING_DETAIL_KEYS = frozenset({"type", "id", "format", "index", "signature", "data"})
 _TOOL_CALL_KEYS = frozenset({"index", "id", "type", "function"})
 _FUNCTION_KEYS = frozenset({"name", "arguments"})
 
 
+#: a key that names a field: any other key is text (a provider could put anything there)
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def has_text(value: Any) -> bool:
-    """Whether ``value`` holds a non-empty string, at any depth (iteratively)."""
+    """Whether ``value`` holds a non-empty string, or a key that is not a field name, at any depth
+    (iteratively)."""
     stack = [value]
     while stack:
         v = stack.pop()
@@ -168,6 +180,8 @@ def has_text(value: Any) -> bool:
             if v:
                 return True
         elif isinstance(v, dict):
+            if any(_FIELD_NAME.fullmatch(k) is None for k in v):
+                return True
             stack.extend(v.values())
         elif isinstance(v, list):
             stack.extend(v)
@@ -175,9 +189,9 @@ def has_text(value: Any) -> bool:
 
 
 def _only_known(obj: dict[str, Any], known: frozenset[str]) -> bool:
-    """Whether every key of ``obj`` holding text is one of ``known``."""
+    """Whether every key of ``obj`` holding text is one of ``known``, and every other key a field name."""
     extra = obj.keys() - known
-    return not extra or not any(has_text(obj[k]) for k in extra)
+    return not extra or not any(_FIELD_NAME.fullmatch(k) is None or has_text(obj[k]) for k in extra)
 
 
 def event_readable(obj: dict[str, Any], kind: str) -> bool:
@@ -198,10 +212,10 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
             return False
         if kind == "completions":
             text = ch.get("text")
-            if not (text is None or isinstance(text, str)) or not _only_known(ch, _CHOICE_KEYS | {"text"}):
+            if not (text is None or isinstance(text, str)) or not _only_known(ch, _COMPLETION_CHOICE_KEYS):
                 return False
             continue
-        if not _only_known(ch, _CHOICE_KEYS | {"delta"}):
+        if not _only_known(ch, _CHAT_CHOICE_KEYS):
             return False
         delta = ch.get("delta")
         if delta is not None and not _delta_readable(delta):
@@ -209,10 +223,10 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
     return True
 
 
-#: a role, a finish reason: a short word, so that it cannot carry text unscanned
-_LABEL = re.compile(r"[a-z_]{1,32}")
-#: a tool call's id or type: a token
-_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+#: a role, a finish reason: a short word (or nothing), so that it cannot carry text unscanned
+_LABEL = re.compile(r"[A-Za-z_]{0,32}")
+#: a tool call's id or type: a token (or nothing)
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{0,128}")
 
 
 def _index(obj: dict[str, Any]) -> bool:
@@ -248,12 +262,18 @@ def _delta_readable(delta: Any) -> bool:
                 return False
             if tc.get("function") is not None and not _function_readable(tc["function"]):
                 return False
+    details = delta.get("reasoning_details")
+    if details is not None and not (
+        isinstance(details, list)
+        and all(isinstance(d, dict) and d.keys() <= _REASONING_DETAIL_KEYS for d in details)
+    ):
+        return False
     fc = delta.get("function_call")
     return fc is None or _function_readable(fc)
 
 
 #: a function name as OpenAI defines it: a name from the application's tool list, not free text
-_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 
 
 def _function_readable(fn: Any) -> bool:
@@ -267,12 +287,20 @@ def _function_readable(fn: Any) -> bool:
     )
 
 
-def drop_reasoning_details(choices: Any) -> bool:
-    """Remove OpenRouter's ``reasoning_details`` from each choice's delta (whether there were any):
-    it repeats the streamed ``reasoning``, which the guards read, in pieces they would not."""
+def drop_repeated_text(choices: Any) -> bool:
+    """Drop, from a chat event's choices, the text that repeats what the guards read elsewhere (whether
+    there was any): the ``text`` and ``summary`` of OpenRouter's ``reasoning_details`` items (their
+    ``reasoning``), keeping their opaque parts (encrypted reasoning, signatures) for the next turn,
+    and a choice's own ``text`` beside its ``delta`` (Together: its ``content``)."""
     dropped = False
     for ch in choices if isinstance(choices, list) else ():
-        delta = ch.get("delta") if isinstance(ch, dict) else None
-        if isinstance(delta, dict) and delta.pop("reasoning_details", None) is not None:
+        if not isinstance(ch, dict):
+            continue
+        if "delta" in ch and ch.pop("text", None) is not None:
             dropped = True
+        delta = ch.get("delta")
+        details = delta.get("reasoning_details") if isinstance(delta, dict) else None
+        for d in details if isinstance(details, list) else ():
+            if isinstance(d, dict):
+                dropped = (d.pop("text", None) is not None) | (d.pop("summary", None) is not None) | dropped
     return dropped

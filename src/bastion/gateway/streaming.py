@@ -26,13 +26,13 @@ from bastion.domain.events import EventTag
 from bastion.errors import UpstreamError
 from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
-from bastion.gateway.errors import AUDIT_UNAVAILABLE, ApiError
+from bastion.gateway.errors import ApiError, audit_unavailable
 from bastion.gateway.pipeline import INLINE_SCAN_CHARS, Gateway, Receive, Scope, Send
 from bastion.gateway.stream_chunks import (
     META,
     chunk_refs,
     count_texts,
-    drop_reasoning_details,
+    drop_repeated_text,
     event_readable,
     held_whole,
     put_text,
@@ -262,7 +262,7 @@ class _Relay:
         if outcome == "cancelled":
             return
         if not durable:  # the event says 503 (when one was written): so does the caller's answer
-            error = AUDIT_UNAVAILABLE
+            error = audit_unavailable()
         try:
             if error is not None:
                 if not self.started:
@@ -350,10 +350,10 @@ class _Relay:
             self.usage = usage
         choices = obj.get("choices")
         # vLLM's prompt_logprobs: at the top level of a chat chunk, with or without choices
-        prompt_lp = self.strip_lp and wire.strip_prompt_logprobs(obj)
+        rewritten = self.strip_lp and wire.strip_prompt_logprobs(obj)
         if self.guard is not None:
-            # OpenRouter repeats the reasoning it streams (scanned) in reasoning_details: not relayed
-            prompt_lp = (self.kind == "chat" and drop_reasoning_details(choices)) or prompt_lp
+            # text repeated where the guards do not read it (OpenRouter's reasoning_details) goes
+            rewritten = (self.kind == "chat" and drop_repeated_text(choices)) or rewritten
             if not event_readable(obj, self.kind):
                 raise self._refused(
                     "the upstream sent a stream event with text the output guards do not read"
@@ -364,7 +364,7 @@ class _Relay:
             renamed = "model" in obj and obj["model"] != self.call.model
             if renamed:  # the provider's name stays hidden
                 obj["model"] = self.call.model
-            if renamed or prompt_lp or self.guard is not None:
+            if renamed or rewritten or self.guard is not None:
                 payload = orjson.dumps(obj)
             if usage is not None and self.guard is not None:
                 self.usage_event = payload  # last: after the text the guard still holds
@@ -374,7 +374,7 @@ class _Relay:
         if not isinstance(choices, list):  # not something to guard, count or pass on as it is
             raise self._refused("the upstream sent an invalid stream event")
         model = self.call.model
-        changed = prompt_lp or obj.get("model") != model
+        changed = rewritten or obj.get("model") != model
         if changed:
             obj["model"] = model
         if self.guard is not None:

@@ -14,7 +14,7 @@ from bastion.domain.events import EventTag
 from bastion.errors import UpstreamError
 from bastion.gateway import wire
 from bastion.gateway.call import NOT_CONFIGURED, Call
-from bastion.gateway.errors import ApiError
+from bastion.gateway.errors import ApiError, audit_unavailable
 from bastion.gateway.intake import Send, send_json
 from bastion.services.guard import GuardTarget
 
@@ -70,6 +70,8 @@ async def unary_call(
     if not allow_lp and kind != "embeddings":
         changed = wire.strip_logprobs(resp)
     if gw.guards.has_output and kind != "embeddings":
+        if "model" in resp:  # the caller's name for it, before the scan: the provider's never leaves
+            resp["model"] = call.model
         refs = wire.output_refs(resp, kind)
         result = await gw.scan(wire.texts(refs), Direction.OUTPUT, target, context)
         call.guard_output = gw._note(result, call, "output")
@@ -100,11 +102,5 @@ async def unary_call(
         call.response_body = out
     call.status = 200
     if not await gw._finish(call, EventTag.GATEWAY_REQUEST_COMPLETED, "allowed"):
-        raise ApiError(
-            503,
-            "the audit ledger is unavailable; the response was withheld",
-            "audit_unavailable",
-            tag=EventTag.GATEWAY_REQUEST_FAILED,
-            outcome="error",
-        )
+        raise audit_unavailable()
     await send_json(send, 200, out)

@@ -8,6 +8,7 @@ on is validated; a wrong type is a 400 naming the parameter.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -228,18 +229,22 @@ def _tool_call_refs(message: dict[str, Any]) -> Iterator[TextRef]:
 #: ``reasoning``; Ollama: ``thinking``). The caller reads them, so output guards read them too.
 MESSAGE_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning", "thinking")
 
-#: keys of an answer whose strings are not text for the caller, or not text at all: ids, opaque or
-#: encoded data (base64 audio, encrypted reasoning, signatures, OpenAI's stream padding) and numbers
-#: and log-probabilities (handled as such: :func:`strip_logprobs`). Every other string of a
-#: (non-streamed) answer is scanned, short labels (roles, types, finish reasons) included: a provider
-#: could put anything there.
+#: keys of an answer whose strings are not text for the caller, or not text at all: ids, numbers,
+#: OpenAI's stream padding and log-probabilities (handled as such: :func:`strip_logprobs`)
 _NOT_TEXT = frozenset(
     {
-        "id", "tool_call_id", "created", "system_fingerprint", "usage", "data", "signature",
-        "encrypted_content", "expires_at", "obfuscation", "logprobs", "prompt_logprobs", "token_ids",
-        "prompt_token_ids",
+        "id", "tool_call_id", "created", "system_fingerprint", "usage", "expires_at", "obfuscation",
+        "logprobs", "prompt_logprobs", "token_ids", "prompt_token_ids",
     }
 )  # fmt: skip
+#: opaque data (base64 audio, encrypted reasoning, signatures), not text, where it is known to be
+#: (under these parents); anywhere else such a key is text like any other
+_OPAQUE = frozenset({"data", "signature", "encrypted_content"})
+_OPAQUE_PARENTS = frozenset({"audio", "reasoning_details"})
+#: labels of an answer (its object, roles, types, finish reasons): not scanned while they are one
+#: word; anything longer is text (a provider could put anything there)
+_LABEL_KEYS = frozenset({"object", "role", "type", "finish_reason", "native_finish_reason", "format"})
+_LABEL = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 
 
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
@@ -274,36 +279,84 @@ def _text_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
+#: the field names of answers (OpenAI's and the usual providers'): a key among them is a name, not
+#: text; any other key of an answer is scanned like its strings (a provider could put anything there)
+_ANSWER_KEYS = frozenset(
+    {
+        "id", "object", "created", "model", "choices", "index", "message", "delta", "role", "content",
+        "refusal", "reasoning", "reasoning_content", "thinking", "reasoning_details", "tool_calls",
+        "function_call", "function", "name", "arguments", "custom", "input", "type", "text",
+        "finish_reason", "native_finish_reason", "stop_reason", "matched_stop", "logprobs", "token",
+        "bytes", "top_logprobs", "logprob", "usage", "prompt_tokens", "completion_tokens", "total_tokens",
+        "prompt_tokens_details", "completion_tokens_details", "cached_tokens", "reasoning_tokens",
+        "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens", "system_fingerprint",
+        "service_tier", "annotations", "url_citation", "url", "title", "start_index", "end_index",
+        "audio", "data", "transcript", "expires_at", "format", "signature", "encrypted_content",
+        "summary", "provider", "x_groq", "timings", "prompt_filter_results", "content_filter_results",
+        "filtered", "severity", "detected", "prompt_logprobs", "token_ids", "prompt_token_ids",
+        "kv_transfer_params", "seed", "obfuscation", "tool_call_id", "image_url", "detail",
+    }
+)  # fmt: skip
+
+
+class _Key:
+    """A text ref to the key itself of a dict (:func:`output_refs`): redacting it renames the key."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.d = d
+
+
 def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
     """Where each generated text lives in a (non-streamed) answer: every non-empty string in it,
     nested at any depth (message contents and their parts, refusals, reasoning and its details,
-    tool-call names and arguments whether strings or objects, audio transcripts, annotations…),
-    except under the keys of :data:`_NOT_TEXT`. Walked with a stack: an answer nested deeply cannot
-    exhaust the interpreter's recursion."""
+    tool-call names and arguments, audio transcripts, annotations…) but ids, numbers and
+    log-probabilities (:data:`_NOT_TEXT`), opaque data where it is known to be (:data:`_OPAQUE`)
+    and one-word labels (:data:`_LABEL_KEYS`); and every key that is not a field name of
+    :data:`_ANSWER_KEYS`. Walked with a stack: an answer nested deeply cannot exhaust the
+    interpreter's recursion."""
     out: list[TextRef] = []
     if kind == "embeddings":
         return out
-    stack: list[Any] = [resp]
+    # (node, the key it sits under: a list's items sit under the list's key)
+    stack: list[tuple[Any, Any]] = [(resp, None)]
     while stack:
-        node = stack.pop()
-        nested = []
-        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+        node, parent = stack.pop()
+        nested: list[tuple[Any, Any]] = []
+        if isinstance(node, dict):
+            holder = _Key(node)
+            out.extend((holder, key) for key in node if key not in _ANSWER_KEYS)
+            entries: Any = ((k, k, v) for k, v in node.items())  # (where, which field, value)
+        else:
+            entries = ((i, parent, v) for i, v in enumerate(node))
+        for where, field, value in entries:
+            if field in _NOT_TEXT or (field in _OPAQUE and parent in _OPAQUE_PARENTS):
+                continue
             if isinstance(value, str):
-                if value and key not in _NOT_TEXT:
-                    out.append((node, key))
-            elif isinstance(value, dict | list) and key not in _NOT_TEXT:
-                nested.append(value)
-        stack.extend(reversed(nested))  # in document order
+                if value and not (field in _LABEL_KEYS and _LABEL.fullmatch(value)):
+                    out.append((node, where))
+            elif isinstance(value, dict | list):
+                nested.append((value, field))
+        stack.extend(reversed(nested))  # nested texts after the node's own, each in document order
     return out
 
 
 def texts(refs: list[TextRef]) -> list[str]:
-    return [c[k] for c, k in refs]
+    return [k if isinstance(c, _Key) else c[k] for c, k in refs]
 
 
 def replace(refs: list[TextRef], new: tuple[str, ...]) -> None:
+    """Write redacted texts back: values first, then keys (a renamed key moves its value along)."""
+    renames = []
     for (c, k), text in zip(refs, new, strict=True):
-        c[k] = text
+        if isinstance(c, _Key):
+            if text != k:
+                renames.append((c.d, k, text))
+        else:
+            c[k] = text
+    for d, old, text in renames:
+        d[text] = d.pop(old)
 
 
 # -- hardening and accounting ------------------------------------------------------------------
@@ -341,7 +394,8 @@ def harden(data: dict[str, Any], kind: str, h: Hardening, *, allow_logprobs: boo
         lp, top = data.pop("logprobs", None), data.pop("top_logprobs", None)
         prompt_lp = data.pop("prompt_logprobs", None)
         ids = data.pop("return_token_ids", None)  # vLLM: the token ids of prompt and answer
-        if (lp is not None and lp is not False) or top is not None or prompt_lp is not None or ids:
+        hidden = data.pop("return_hidden_states", None)  # SGLang: the model's hidden states
+        if (lp is not None and lp is not False) or top is not None or prompt_lp is not None or ids or hidden:
             notes.append("logprobs_stripped")
     for name in _COUNTS:
         v = data.get(name)

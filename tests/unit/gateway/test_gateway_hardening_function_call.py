@@ -241,9 +241,9 @@ def test_refs_name_function_call_arguments() -> None:
     msg = {"role": "assistant", "function_call": {"name": "f", "arguments": "a"}}
     assert wire.input_refs({"messages": [msg]}, "chat") == [(msg["function_call"], "arguments")]
     resp = {"choices": [{"index": 0, "message": msg}]}
-    # an answer's every string is read: the role and the function's name too
+    # an answer's every string is read, the function's name too (a one-word role is a label)
     fc = msg["function_call"]
-    assert wire.output_refs(resp, "chat") == [(msg, "role"), (fc, "name"), (fc, "arguments")]
+    assert wire.output_refs(resp, "chat") == [(fc, "name"), (fc, "arguments")]
     ch: dict[str, Any] = {"index": 1, "delta": {"function_call": {"arguments": "b"}, "tool_calls": []}}
     assert chunk_refs(ch, "chat", 1) == [(ch["delta"]["function_call"], "arguments", "1:fn")]
 

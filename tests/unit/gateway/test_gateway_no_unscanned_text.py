@@ -5,9 +5,9 @@ the real gateway (deny-list output guard, action block or redact) relays it. Wha
 is parsed with every key/value pair kept (a duplicate key is not collapsed, a ``\\u`` escape is
 decoded) and folded as the detector folds (case, NFKC, invisible format characters), then:
 
-* Unary: the term appears in the caller's body only at a position under a key of ``wire._NOT_TEXT``
-  (the answer's declared non-text: ids, roles, types, usage, encoded data…), and only if the provider
-  put it under such a key; an answer in which the term sat in a scanned position and that still came
+* Unary: the term appears in the caller's body only at a position the gateway leaves unscanned by
+  design (``_exempt``: ids, numbers, log-probabilities, opaque data where it is known to be), and
+  only if the provider put it there; an answer in which the term sat in a scanned position and that still came
   back 200 is recorded ``redacted`` in the ledger, never ``passed``.
 * Streams: the term appears in no event at a text position, nor in the text the caller reassembles
   per choice ``index`` (as a client does, with Python's ``==`` for the index) and field, across
@@ -90,36 +90,46 @@ def items(node: Any) -> Iterator[tuple[Any, Any]]:
         yield from enumerate(node)
 
 
-def unary_leaks(node: Any) -> list[str]:
-    """The strings (values and keys) holding the term at a position not under a ``_NOT_TEXT`` key."""
-    out: list[str] = []
-    stack = [node]
+def _exempt(key: Any, parent: Any, depth: int) -> bool:
+    """Whether the gateway leaves a value under ``key`` unscanned by design: ids, numbers and
+    log-probabilities (``wire._NOT_TEXT``), opaque data where it is known to be (``wire._OPAQUE``
+    under ``wire._OPAQUE_PARENTS``), and the answer's ``model`` (replaced by the caller's name)."""
+    if not isinstance(key, str):
+        return False
+    return (
+        key in wire._NOT_TEXT
+        or (key in wire._OPAQUE and parent in wire._OPAQUE_PARENTS)
+        or (depth == 0 and key == "model")
+    )
+
+
+def _positions(node: Any) -> Iterator[tuple[Any, Any, bool]]:
+    """Each (key, value, exempt) of the answer, at any depth; a list's items sit under its key."""
+    stack: list[tuple[Any, Any, int, bool]] = [(node, None, 0, False)]
     while stack:
-        for key, value in items(stack.pop()):
-            if isinstance(key, str) and has_term(key):
-                out.append(key)
-            if isinstance(key, str) and key in wire._NOT_TEXT:
-                continue
-            if isinstance(value, str) and has_term(value):
-                out.append(value)
-            elif isinstance(value, dict | list):
-                stack.append(value)
+        n, parent, depth, under = stack.pop()
+        for key, value in items(n):
+            field = key if isinstance(n, Obj | dict) else parent
+            inner = under or _exempt(field, parent, depth)
+            yield key, value, inner
+            if isinstance(value, dict | list):
+                stack.append((value, field, depth + 1, inner))
+
+
+def unary_leaks(node: Any) -> list[str]:
+    """The strings (values and keys) holding the term at a position the gateway scans."""
+    out: list[str] = []
+    for key, value, exempt in _positions(node):
+        if isinstance(key, str) and has_term(key):
+            out.append(key)
+        if isinstance(value, str) and has_term(value) and not exempt:
+            out.append(value)
     return out
 
 
 def unary_exempt(node: Any) -> list[str]:
-    """The strings holding the term under a ``_NOT_TEXT`` key (unscanned by design)."""
-    out: list[str] = []
-    stack: list[tuple[Any, bool]] = [(node, False)]
-    while stack:
-        n, under = stack.pop()
-        for key, value in items(n):
-            inner = under or (isinstance(key, str) and key in wire._NOT_TEXT)
-            if isinstance(value, str) and has_term(value) and inner:
-                out.append(value)
-            elif isinstance(value, dict | list):
-                stack.append((value, inner))
-    return out
+    """The strings holding the term at a position the gateway leaves unscanned by design."""
+    return [v for _k, v, exempt in _positions(node) if isinstance(v, str) and has_term(v) and exempt]
 
 
 # -- the stream's positions ------------------------------------------------------------------------

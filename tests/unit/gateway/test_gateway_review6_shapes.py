@@ -267,10 +267,6 @@ def test_an_answer_without_choices_is_refused_not_relayed_unscanned(body: dict[s
             id="thinking",
         ),
         pytest.param(
-            _chat_chunk(delta({}, text=SECRET)),
-            id="chat-choice-text",
-        ),
-        pytest.param(
             event(None, content=SECRET, stop=False),
             id="llamacpp-native-content",
         ),
@@ -586,10 +582,74 @@ def test_a_stream_of_finish_only_and_empty_choices_passes() -> None:
     assert a.done() and a.error_event() is None
 
 
-def test_openrouter_reasoning_details_are_not_relayed_on_a_guarded_stream() -> None:
-    """They repeat the streamed ``reasoning`` (which the guards read) in pieces they would not: dropped."""
-    rd = delta({"reasoning": "thinking", "reasoning_details": [{"type": "reasoning.text", "text": SECRET}]})
-    a = stream([START, _chat_chunk(rd), END, b"[DONE]"])
+def test_openrouter_reasoning_details_keep_only_their_opaque_parts_on_a_guarded_stream() -> None:
+    """Their text repeats the streamed ``reasoning`` (which the guards read) in pieces they would not:
+    dropped; the encrypted reasoning and signatures the next turn sends back are kept."""
+    details = [
+        {"type": "reasoning.text", "text": SECRET, "signature": "sig-1", "index": 0},
+        {"type": "reasoning.summary", "summary": SECRET, "index": 1},
+        {"type": "reasoning.encrypted", "data": "opaque-blob", "index": 2},
+    ]
+    a = stream(
+        [START, _chat_chunk(delta({"reasoning": "thinking", "reasoning_details": details})), END, b"[DONE]"]
+    )
     assert a.status == 200 and a.done()
-    assert DENY not in a.body.decode() and "reasoning_details" not in a.body.decode()
+    assert DENY not in a.body.decode()
     assert a.text(fld="reasoning") == "thinking"
+    kept = [
+        d
+        for c in a.chunks()
+        for ch in c["choices"]
+        for d in (ch.get("delta") or {}).get("reasoning_details", [])
+    ]
+    assert [d.get("signature") or d.get("data") for d in kept] == ["sig-1", None, "opaque-blob"]
+
+
+def test_a_chat_choice_text_beside_its_delta_is_dropped_on_a_guarded_stream() -> None:
+    """Together repeats a chunk's content as the choice's ``text``: the guards read the delta."""
+    a = stream([START, _chat_chunk(delta({"content": "hello"}, text=SECRET)), END, b"[DONE]"])
+    assert a.status == 200 and a.done()
+    assert DENY not in a.body.decode() and a.text() == "hello"
+
+
+# == found by the review of these fixes ============================================================
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"content": "hi", "x": {f"note: {DENY}": 1}},  # a key is text when it is not a field name
+        {"content": "hi", "data": SECRET},  # opaque only where it is known to be (audio, reasoning)
+        {"content": "hi", "role": SECRET},  # a label that is not one word is text
+    ],
+)
+def test_text_in_keys_opaque_names_and_labels_elsewhere_is_scanned(message: dict[str, Any]) -> None:
+    a = one(build(cfg(), ScriptedUpstream(reply=answer(message))), chat(), CHAT)
+    assert a.status == 400 and DENY not in a.body.decode()
+
+
+def test_the_providers_model_name_is_not_scanned_it_is_replaced() -> None:
+    """A deny-listed word in the provider's model name cannot block every answer: the caller's name
+    replaces it before the scan, and the provider's never leaves."""
+    guards = {**GUARDS, "options": {"denylist": {"terms": [DENY, "internal-base"]}}}
+    a = one(build(cfg(guards=guards), ScriptedUpstream(reply=answer({"content": "fine"}))), chat(), CHAT)
+    assert a.status == 200 and a.json()["model"] == "m" and "internal-base" not in a.body.decode()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _chat_chunk(delta({"content": "hi", f"a {DENY}": None})),  # a key that is not a field name
+        _chat_chunk(delta({"content": "hi"}, extra={f"a {DENY}": 1})),  # nested, under an unknown key
+    ],
+)
+def test_a_guarded_stream_event_with_text_in_a_key_is_refused(bad: bytes) -> None:
+    a = stream([START, bad, END, b"[DONE]"])
+    assert DENY not in a.body.decode() and not a.done() and a.error_event() is not None
+
+
+@pytest.mark.parametrize("finish", ["STOP", ""])
+def test_upper_case_and_empty_labels_pass_a_guarded_stream(finish: str) -> None:
+    end = _chat_chunk(delta({"role": "", "content": ""}, finish=finish))
+    a = stream([START, _chat_chunk(delta({"content": "hello"})), end, b"[DONE]"])
+    assert a.status == 200 and a.done() and a.text() == "hello"

@@ -181,6 +181,30 @@ def test_a_close_delimited_tls_body_cut_without_close_notify_is_an_error(tmp_pat
         _run(_close_delimited_then("fin", tmp_path))
 
 
+def test_a_close_delimited_tls_error_answer_is_still_read(tmp_path: Path) -> None:
+    """A load balancer's 503 without a length, over TLS: read for its status and message (only a
+    2xx answer, whose body is relayed, must have a length)."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\nno healthy upstream")
+        await w.drain()
+        w.close()
+
+    async def main() -> tuple[int, bytes]:
+        certs = make_dev_certs(tmp_path / "tls")
+        async with Server(handler, server_context(certs.server_cert, certs.server_key)) as srv:
+            pool = srv.pool(https=True, ssl_context=client_context(certs.ca_cert))
+            deadline = asyncio.get_running_loop().time() + BOUND
+            reply = await pool.post("/chat/completions", b"", b"{}", deadline)
+            try:
+                return reply.status, await reply.read(deadline, 1 << 20)
+            finally:
+                await pool.aclose()
+
+    assert _run(main()) == (503, b"no healthy upstream")
+
+
 # -- content-encoding -----------------------------------------------------------------------------
 
 
