@@ -5,7 +5,6 @@ guarded choice was left with nothing to say. Pure functions over the parsed even
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from bastion.gateway import wire
@@ -166,10 +165,6 @@ _TOOL_CALL_KEYS = frozenset({"index", "id", "type", "function"})
 _FUNCTION_KEYS = frozenset({"name", "arguments"})
 
 
-#: a key that names a field: any other key is text (a provider could put anything there)
-_FIELD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
 def has_text(value: Any) -> bool:
     """Whether ``value`` holds a non-empty string, or a key that is not a field name, at any depth
     (iteratively)."""
@@ -180,7 +175,7 @@ def has_text(value: Any) -> bool:
             if v:
                 return True
         elif isinstance(v, dict):
-            if any(_FIELD_NAME.fullmatch(k) is None for k in v):
+            if not all(wire.is_word(k) for k in v):  # a key that is not a field name is text
                 return True
             stack.extend(v.values())
         elif isinstance(v, list):
@@ -191,7 +186,7 @@ def has_text(value: Any) -> bool:
 def _only_known(obj: dict[str, Any], known: frozenset[str]) -> bool:
     """Whether every key of ``obj`` holding text is one of ``known``, and every other key a field name."""
     extra = obj.keys() - known
-    return not extra or not any(_FIELD_NAME.fullmatch(k) is None or has_text(obj[k]) for k in extra)
+    return not extra or all(wire.is_word(k) and not has_text(obj[k]) for k in extra)
 
 
 def event_readable(obj: dict[str, Any], kind: str) -> bool:
@@ -208,7 +203,7 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
     if not isinstance(choices, list):
         return False
     for ch in choices:
-        if not isinstance(ch, dict) or not _index(ch) or not _label(ch.get("finish_reason")):
+        if not isinstance(ch, dict) or not _index(ch) or not wire.is_word(ch.get("finish_reason")):
             return False
         if kind == "completions":
             text = ch.get("text")
@@ -223,12 +218,6 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
     return True
 
 
-#: a role, a finish reason: a short word (or nothing), so that it cannot carry text unscanned
-_LABEL = re.compile(r"[A-Za-z_]{0,32}")
-#: a tool call's id or type: a token (or nothing)
-_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{0,128}")
-
-
 def _index(obj: dict[str, Any]) -> bool:
     """A choice's or tool call's ``index`` absent or an int >= 0: the guard keeps a channel per
     index, and 0.0, False or "0" (0 to a client) would open a second one beside 0."""
@@ -236,16 +225,12 @@ def _index(obj: dict[str, Any]) -> bool:
     return type(i) is int and i >= 0
 
 
-def _label(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and _LABEL.fullmatch(value) is not None)
-
-
-def _token(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and _TOKEN.fullmatch(value) is not None)
-
-
 def _delta_readable(delta: Any) -> bool:
-    if not isinstance(delta, dict) or not _only_known(delta, _DELTA_KEYS) or not _label(delta.get("role")):
+    if (
+        not isinstance(delta, dict)
+        or not _only_known(delta, _DELTA_KEYS)
+        or not wire.is_word(delta.get("role"))
+    ):
         return False
     for field in ("content", *wire.MESSAGE_TEXT_FIELDS):
         v = delta.get(field)
@@ -258,7 +243,7 @@ def _delta_readable(delta: Any) -> bool:
         for tc in calls:
             if not isinstance(tc, dict) or not _only_known(tc, _TOOL_CALL_KEYS) or not _index(tc):
                 return False
-            if not (_token(tc.get("id")) and _token(tc.get("type"))):
+            if not (wire.is_word(tc.get("id"), 128) and wire.is_word(tc.get("type"))):
                 return False
             if tc.get("function") is not None and not _function_readable(tc["function"]):
                 return False
@@ -272,19 +257,13 @@ def _delta_readable(delta: Any) -> bool:
     return fc is None or _function_readable(fc)
 
 
-#: a function name as OpenAI defines it: a name from the application's tool list, not free text
-_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
-
-
 def _function_readable(fn: Any) -> bool:
     """A function (call)'s ``arguments`` a string or null, and its ``name`` (not scanned: it names a
     tool the application declared) null or a function name, so that it cannot carry free text."""
     if not isinstance(fn, dict) or not _only_known(fn, _FUNCTION_KEYS):
         return False
     args, name = fn.get("arguments"), fn.get("name")
-    return (args is None or isinstance(args, str)) and (
-        name is None or (isinstance(name, str) and _FUNCTION_NAME.fullmatch(name) is not None)
-    )
+    return (args is None or isinstance(args, str)) and wire.is_word(name)
 
 
 def drop_repeated_text(choices: Any) -> bool:

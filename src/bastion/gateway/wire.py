@@ -244,7 +244,15 @@ _OPAQUE_PARENTS = frozenset({"audio", "reasoning_details"})
 #: labels of an answer (its object, roles, types, finish reasons): not scanned while they are one
 #: word; anything longer is text (a provider could put anything there)
 _LABEL_KEYS = frozenset({"object", "role", "type", "finish_reason", "native_finish_reason", "format"})
-_LABEL = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
+_WORD = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+def is_word(value: Any, longest: int = 64) -> bool:
+    """Whether ``value`` is null or one word of at most ``longest`` characters (letters, digits and
+    ``_.:-``): a name, a label or an id, which cannot carry a phrase past the guards unscanned."""
+    return value is None or (
+        isinstance(value, str) and len(value) <= longest and _WORD.fullmatch(value) is not None
+    )
 
 
 def answer_readable(resp: dict[str, Any], kind: str) -> bool:
@@ -334,7 +342,7 @@ def output_refs(resp: dict[str, Any], kind: str) -> list[TextRef]:
             if field in _NOT_TEXT or (field in _OPAQUE and parent in _OPAQUE_PARENTS):
                 continue
             if isinstance(value, str):
-                if value and not (field in _LABEL_KEYS and _LABEL.fullmatch(value)):
+                if value and not (field in _LABEL_KEYS and is_word(value)):
                     out.append((node, where))
             elif isinstance(value, dict | list):
                 nested.append((value, field))
