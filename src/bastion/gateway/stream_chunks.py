@@ -207,7 +207,7 @@ def event_readable(obj: dict[str, Any], kind: str) -> bool:
             return False
         if kind == "completions":
             text = ch.get("text")
-            if not (text is None or isinstance(text, str)) or not _only_known(ch, _COMPLETION_CHOICE_KEYS):
+            if not wire.is_text_or_null(text) or not _only_known(ch, _COMPLETION_CHOICE_KEYS):
                 return False
             continue
         if not _only_known(ch, _CHAT_CHOICE_KEYS):
@@ -232,10 +232,8 @@ def _delta_readable(delta: Any) -> bool:
         or not wire.is_word(delta.get("role"))
     ):
         return False
-    for field in ("content", *wire.MESSAGE_TEXT_FIELDS):
-        v = delta.get(field)
-        if not (v is None or isinstance(v, str)):
-            return False
+    if not all(wire.is_text_or_null(delta.get(f)) for f in ("content", *wire.MESSAGE_TEXT_FIELDS)):
+        return False
     calls = delta.get("tool_calls")
     if calls is not None:
         if not isinstance(calls, list):
@@ -263,7 +261,7 @@ def _function_readable(fn: Any) -> bool:
     if not isinstance(fn, dict) or not _only_known(fn, _FUNCTION_KEYS):
         return False
     args, name = fn.get("arguments"), fn.get("name")
-    return (args is None or isinstance(args, str)) and wire.is_word(name)
+    return wire.is_text_or_null(args) and wire.is_word(name)
 
 
 def drop_repeated_text(choices: Any) -> bool:

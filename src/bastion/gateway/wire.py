@@ -280,10 +280,11 @@ def _arguments_are_text(msg: dict[str, Any]) -> bool:
     calls = msg.get("tool_calls")
     fns = [tc.get("function") for tc in calls if isinstance(tc, dict)] if isinstance(calls, list) else []
     fns.append(msg.get("function_call"))
-    return all(not isinstance(fn, dict) or _text_or_none(fn.get("arguments")) for fn in fns)
+    return all(not isinstance(fn, dict) or is_text_or_null(fn.get("arguments")) for fn in fns)
 
 
-def _text_or_none(value: Any) -> bool:
+def is_text_or_null(value: Any) -> bool:
+    """Whether ``value`` is a string or null: where the guards read text, nothing else may stand."""
     return value is None or isinstance(value, str)
 
 
